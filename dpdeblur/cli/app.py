@@ -1,0 +1,89 @@
+"""The Typer application and the helpers every command shares.
+
+Commands live one per module in this package and stay thin: parse, call the
+library, print. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Any, Callable
+
+import typer
+
+app = typer.Typer(
+    name="dpdeblur",
+    help="Dual-pixel defocus and motion deblurring: raw file to sharp image, data set to benchmarked model.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from dpdeblur import __version__
+
+        typer.echo(f"dpdeblur {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Dual-pixel defocus and motion deblurring: raw file to sharp image, data set to benchmarked model."""
+
+
+@functools.lru_cache(maxsize=None)
+def err_console():
+    """Rich console on stderr (progress, warnings, tables meant for people)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def out_console():
+    """Rich console on stdout for human-readable results; wide when piped."""
+    from rich.console import Console
+
+    c = Console()
+    return c if c.is_terminal else Console(width=160)
+
+
+def print_json(obj: Any) -> None:
+    """Results for scripts: one JSON document on stdout."""
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def fail(message: str, code: int = 1) -> None:
+    """One-line error on stderr and exit with ``code``."""
+    from rich.markup import escape
+
+    err_console().print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def guarded(fn: Callable) -> Callable:
+    """Turn library errors into one-line messages and exit codes (1, 2 for usage)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from dpdeblur.errors import DpdeblurError, UsageError
+
+        try:
+            return fn(*args, **kwargs)
+        except UsageError as e:
+            fail(str(e), 2)
+        except DpdeblurError as e:
+            fail(str(e), 1)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+    return wrapper

@@ -1,0 +1,34 @@
+"""Exception types with one-line, user-facing messages.
+
+The CLI turns any :class:`DpdeblurError` into ``error: <message>`` and exit code 1
+(2 for :class:`UsageError`), without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class DpdeblurError(Exception):
+    """Base class: the message names the file and the fix."""
+
+
+class UsageError(DpdeblurError):
+    """Wrong or inconsistent command-line / API arguments (exit code 2)."""
+
+
+class WeightsError(DpdeblurError):
+    """A weights file is missing, unreadable, mismatched or fails its checksum."""
+
+
+class InputError(DpdeblurError):
+    """An input file is missing, unreadable, corrupt or of the wrong kind."""
+
+
+class DataError(DpdeblurError):
+    """A data set is missing folders, unpaired or does not fit the model."""
+
+
+class UnknownModelError(UsageError, KeyError):
+    """A model name that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

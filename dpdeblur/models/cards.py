@@ -1,0 +1,49 @@
+"""Model cards of every registered network.
+
+``params`` and ``macs`` are the counts of the network as built here (MACs for one
+1680x1120 input, counted on the meta device); ``tests/test_models.py`` recomputes
+them and checks them against the papers' numbers.
+"""
+
+from __future__ import annotations
+
+from dpdeblur.models.registry import ModelCard, register_model
+
+DMTNET_PAPER = "Zhang & Wang, DMTNet: Dynamic Multi-scale Network for Dual-pixel Images Defocus Deblurring with Transformer (arXiv 2022)"
+
+_DMTNET_NOTES = (
+    "Views concatenated right then left (the paper's F_C = CONCAT(I_R, I_L)). "
+    "Window 7, 3 heads; a transformer block = window + shifted-window Swin layer pair; "
+    "RBM/RGM are parameter-free skips; output adds the mean of the two views (image residual). "
+    "Paper metrics: DPDD combined, 16-bit, as published."
+)
+
+# name, N_D, params, macs, paper params, paper MACs, psnr, ssim, mae
+_DMTNET = [
+    ("dmtnet-t", 0, 1174494, 147080908800, 1.23e6, 147.37e9, 25.50, 0.786, 0.039),
+    ("dmtnet-s", 1, 12532353, 721495757088, 12.57e6, 688.35e9, 26.27, 0.821, 0.036),
+    ("dmtnet-b", 2, 23890212, 1295910605376, 24.46e6, 1294.41e9, 26.63, 0.834, 0.035),
+    ("dmtnet-l", 3, 35248071, 1870325453664, 36.35e6, 1900.46e9, 26.83, 0.836, 0.034),
+    ("dmtnet-h", 4, 46605930, 2444740301952, 48.24e6, 2506.51e9, 26.91, 0.841, 0.034),
+]
+
+for name, nd, params, macs, pp, pm, psnr, ssim, mae in _DMTNET:
+    register_model(
+        ModelCard(
+            name=name,
+            family="dmtnet",
+            paper=DMTNET_PAPER,
+            layout="dp",
+            views=("right", "left"),
+            multiple_of=16 if nd else 4,
+            params=params,
+            macs=macs,
+            paper_params=int(pp),
+            paper_macs=int(pm),
+            paper_metrics={"dpdd_psnr": psnr, "dpdd_ssim": ssim, "dpdd_mae": mae},
+            module="dpdeblur.models.dmtnet",
+            builder="dmtnet",
+            config={"n_dmssrm": nd},
+            notes=_DMTNET_NOTES,
+        )
+    )

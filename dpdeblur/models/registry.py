@@ -1,0 +1,200 @@
+"""Model registry: a name resolves to a builder and a :class:`ModelCard`.
+
+The registry is importable without torch (cards are plain data), so that
+``dpdeblur models`` and shell completion stay instant. ``create_model`` imports
+the network module only when a model is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = [
+    "ModelCard",
+    "register_model",
+    "list_models",
+    "get_card",
+    "create_model",
+    "resolve_weights",
+    "ASSETS_WEIGHTS_DIR",
+]
+
+#: Where bundled weights live in a source checkout / editable install.
+ASSETS_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "assets" / "weights"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything a user or a command needs to know about a registered model.
+
+    Attributes:
+        name: registry name, e.g. ``"dmtnet-b"``.
+        family: network family (``dmtnet``, ``fcn``, ``unet``).
+        paper: short citation.
+        layout: ``"dp"`` (two dual-pixel views) or ``"rgb"`` (one image).
+        views: for ``dp`` models, the order in which views are concatenated on
+            the channel axis, e.g. ``("right", "left")``; empty for ``rgb``.
+        multiple_of: the network pads (reflect) every input to a multiple of this.
+        params: parameter count of the built network (checked by a test).
+        macs: multiply-accumulates for one 1680x1120 input (checked by a test).
+        paper_params: parameter count the paper reports (None if not reported).
+        paper_macs: MACs at 1680x1120 the paper reports (None if not reported).
+        paper_metrics: the paper's reported metrics, e.g. ``{"dpdd_psnr": 26.63}``.
+        weights: default weights file name (looked up in the weights search path),
+            or None when no weights are bundled.
+        weights_sha256: pinned sha256 of ``weights``.
+        module: python module holding the builder.
+        builder: builder function name in ``module``.
+        config: keyword arguments passed to the builder.
+        notes: free text (choices made where the paper is silent).
+    """
+
+    name: str
+    family: str
+    paper: str
+    layout: str
+    views: tuple[str, ...]
+    multiple_of: int
+    params: int
+    macs: int
+    paper_params: int | None
+    paper_macs: int | None
+    paper_metrics: dict[str, float] = field(default_factory=dict)
+    weights: str | None = None
+    weights_sha256: str | None = None
+    module: str = ""
+    builder: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+
+    @property
+    def in_channels(self) -> int:
+        return 3 * max(1, len(self.views))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["views"] = list(self.views)
+        d["in_channels"] = self.in_channels
+        return d
+
+
+_REGISTRY: dict[str, ModelCard] = {}
+_CARD_MODULES = (
+    "dpdeblur.models.cards",
+)
+_loaded = False
+
+
+def register_model(card: ModelCard) -> ModelCard:
+    if card.name in _REGISTRY:
+        raise ValueError(f"model {card.name!r} is already registered")
+    _REGISTRY[card.name] = card
+    return card
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for mod in _CARD_MODULES:
+            importlib.import_module(mod)
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, in registration order."""
+    _ensure_loaded()
+    return list(_REGISTRY)
+
+
+def get_card(name: str) -> ModelCard:
+    """The model card of ``name``; a clear error listing the known names otherwise."""
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name.lower()]
+    except KeyError:
+        from dpdeblur.errors import UnknownModelError
+
+        raise UnknownModelError(
+            f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}"
+        ) from None
+
+
+def _builder(card: ModelCard) -> Callable[..., Any]:
+    return getattr(importlib.import_module(card.module), card.builder)
+
+
+def resolve_weights(card: ModelCard) -> Path | None:
+    """Path of the card's default weights file, or None if it has none / is absent.
+
+    Search order: ``$DPDEBLUR_WEIGHTS_DIR``, ``~/.cache/dpdeblur/weights``, the
+    repository's ``assets/weights``.
+    """
+    import os
+
+    if not card.weights:
+        return None
+    dirs = []
+    if os.environ.get("DPDEBLUR_WEIGHTS_DIR"):
+        dirs.append(Path(os.environ["DPDEBLUR_WEIGHTS_DIR"]))
+    dirs.append(Path.home() / ".cache" / "dpdeblur" / "weights")
+    dirs.append(ASSETS_WEIGHTS_DIR)
+    for d in dirs:
+        p = d / card.weights
+        if p.is_file():
+            return p
+    return None
+
+
+def create_model(
+    name: str,
+    weights: str | Path | None = None,
+    *,
+    pretrained: bool = False,
+    device: Any = None,
+    **overrides: Any,
+):
+    """Build a registered model.
+
+    Args:
+        name: registry name (see :func:`list_models`).
+        weights: a ``.safetensors``/``.pt``/``.pth`` file to load; verified against
+            ``sha256`` in overrides-free cards only when it is the card's own file.
+        pretrained: load the card's default weights (error if it has none).
+        device: where to build (``"meta"`` builds without memory, for counting).
+        **overrides: builder keyword arguments replacing the card's config (tiny
+            configs for tests, ablations).
+
+    Returns:
+        ``torch.nn.Module`` with attribute ``card`` (the :class:`ModelCard`).
+    """
+    import torch
+
+    card = get_card(name)
+    cfg = {**card.config, **overrides}
+    build = _builder(card)
+    if device is not None:
+        with torch.device(device):
+            model = build(**cfg)
+    else:
+        model = build(**cfg)
+    model.card = card
+    sha = None
+    if weights is None and pretrained:
+        path = resolve_weights(card)
+        if path is None:
+            from dpdeblur.errors import WeightsError
+
+            raise WeightsError(
+                f"model {card.name} has no bundled weights; pass --weights FILE "
+                f"(train your own with `dpdeblur train --model {card.name}`)"
+            )
+        weights, sha = path, card.weights_sha256
+    if weights is not None:
+        from dpdeblur.models.weights import load_weights
+
+        load_weights(model, weights, sha256=sha)
+    return model

@@ -1,0 +1,128 @@
+"""Loading and saving weights: safetensors first, ``torch.load(weights_only=True)``
+for ``.pt``/``.pth``; common checkpoint wrappers unwrapped; checksums enforced."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Mapping
+
+from dpdeblur.errors import WeightsError
+
+__all__ = ["sha256_file", "read_state_dict", "unwrap_state_dict", "load_weights", "save_weights"]
+
+_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net", "network")
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def unwrap_state_dict(obj: Any) -> dict[str, Any]:
+    """Strip the usual wrappers (``state_dict``, ``params_ema``, ``model``, ``net``...)
+    and a ``module.`` (DDP) or ``_orig_mod.`` (torch.compile) prefix."""
+    import torch
+
+    seen = 0
+    while isinstance(obj, Mapping) and seen < 4:
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            break
+        for k in _WRAPPER_KEYS:
+            if k in obj and isinstance(obj[k], Mapping):
+                obj = obj[k]
+                break
+        else:
+            break
+        seen += 1
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"expected a state dict, found {type(obj).__name__}")
+    out = {}
+    for k, v in obj.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        for prefix in ("module.", "_orig_mod."):
+            while k.startswith(prefix):
+                k = k[len(prefix):]
+        out[k] = v
+    if not out:
+        raise WeightsError("no tensors found in the weights file")
+    return out
+
+
+def read_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, Any]:
+    """Read a weights file into a plain state dict (tensors on CPU)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found; check the path passed to --weights")
+    if sha256:
+        got = sha256_file(path)
+        if got.lower() != sha256.lower():
+            raise WeightsError(
+                f"{path}: sha256 {got} does not match the pinned {sha256}; "
+                "the file is corrupt or not the expected release (re-download or re-train it)"
+            )
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except WeightsError:
+        raise
+    except Exception as e:  # corrupt or unsafe pickles
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"{path}: cannot read weights ({first})") from e
+    try:
+        return unwrap_state_dict(obj)
+    except WeightsError as e:
+        raise WeightsError(f"{path}: {e}") from None
+
+
+def load_weights(model, path: str | Path, sha256: str | None = None, strict: bool = True) -> None:
+    """Load ``path`` into ``model``; a key or shape mismatch names the keys and the model."""
+    sd = read_state_dict(path, sha256=sha256)
+    own = model.state_dict()
+    name = getattr(getattr(model, "card", None), "name", type(model).__name__)
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [
+        f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
+    ]
+    if strict and (missing or unexpected or shapes):
+        def few(xs):
+            return ", ".join(xs[:5]) + (f" (+{len(xs) - 5} more)" if len(xs) > 5 else "")
+
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {few(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatch: {few(shapes)}")
+        raise WeightsError(
+            f"{path}: weights do not fit model {name} ({'; '.join(parts)}); "
+            "pick the --model these weights were trained for"
+        )
+    model.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=strict)
+
+
+def save_weights(model_or_sd, path: str | Path, metadata: dict[str, str] | None = None) -> str:
+    """Atomically write weights as ``.safetensors``; returns the file's sha256."""
+    from safetensors.torch import save_file
+
+    from dpdeblur.utils.atomic import atomic_path
+
+    sd = model_or_sd.state_dict() if hasattr(model_or_sd, "state_dict") else model_or_sd
+    sd = {k: v.detach().contiguous().cpu() for k, v in sd.items()}
+    with atomic_path(path) as tmp:
+        save_file(sd, str(tmp), metadata=metadata)
+    return sha256_file(path)

@@ -1,0 +1,74 @@
+"""CLI basics: instant help without torch, models table and JSON, exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+
+
+def run(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "dpdeblur", *args], capture_output=True, text=True, env=ENV, **kw)
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    code = (
+        "import sys, time; t=time.perf_counter();"
+        "from dpdeblur.cli import app;"
+        "import typer.testing as tt; r=tt.CliRunner().invoke(app, ['--help']);"
+        "r2=tt.CliRunner().invoke(app, ['models','--help']);"
+        "assert r.exit_code==0 and r2.exit_code==0, (r.output, r2.output);"
+        "print(time.perf_counter()-t, 'torch' in sys.modules, 'numpy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True).stdout.split()
+    assert out[1] == "False", "torch imported by --help"
+    assert float(out[0]) < 0.5
+
+
+@pytest.mark.parametrize("cmd", [[], ["models"]])
+def test_subcommand_help_no_torch(cmd):
+    code = (
+        "import sys; from dpdeblur.cli import app; import typer.testing as tt;"
+        f"r=tt.CliRunner().invoke(app, {cmd + ['--help']!r}); assert r.exit_code==0;"
+        "print('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True).stdout.strip() == "False"
+
+
+def test_models_json_lists_cards():
+    r = run("models", "--json")
+    assert r.returncode == 0, r.stderr
+    cards = json.loads(r.stdout)
+    by = {c["name"]: c for c in cards}
+    assert by["dmtnet-h"]["params"] == 46605930
+    assert by["dmtnet-t"]["views"] == ["right", "left"]
+    assert by["dmtnet-b"]["paper_macs"] == 1294410000000
+
+
+def test_models_table_shows_both_columns():
+    r = run("models")
+    assert r.returncode == 0
+    assert "dmtnet-h" in r.stdout and "paper params" in r.stdout and "48.24M" in r.stdout and "46.61M" in r.stdout
+
+
+def test_unknown_model_exit_2_one_line():
+    r = run("models", "dmtnet-zz")
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "unknown model" in r.stderr
+
+
+def test_readme_test_command_is_what_ci_runs():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text().splitlines()
+    first = [l for l in readme if l.startswith("python3 -m venv")]
+    assert len(first) >= 2, "README must open with the two set-up commands"
+    test_cmd = first[1].split("&&")[-1].strip()
+    ci = (root / ".ci" / "run").read_text()
+    assert test_cmd in ci
+    assert "torch==2.13.0" in first[0] and "torch==2.13.0" in first[1]

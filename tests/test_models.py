@@ -1,0 +1,106 @@
+"""Registry and DMTNet fidelity: counts against Table 1, shapes, gradients, any size."""
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from dpdeblur.errors import UnknownModelError
+from dpdeblur.models import create_model, get_card, list_models
+
+DMTNETS = ["dmtnet-t", "dmtnet-s", "dmtnet-b", "dmtnet-l", "dmtnet-h"]
+TINY = dict(dim=12, blocks=1, heads=2, window=4, channels=8, n_rbm=1, n_rm=1)
+
+
+def count(name):
+    card = get_card(name)
+    model = create_model(name, device="meta")
+    params = sum(p.numel() for p in model.parameters())
+    x = torch.empty(1, card.in_channels, 1120, 1680, device="meta")
+    with FlopCounterMode(display=False) as fc:
+        model(x)
+    return params, fc.get_total_flops() // 2
+
+
+def test_registry_lists_dmtnet_family():
+    names = list_models()
+    for n in DMTNETS:
+        assert n in names
+    assert [get_card(n).config["n_dmssrm"] for n in DMTNETS] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("name", DMTNETS)
+def test_counts_match_card_and_paper(name):
+    card = get_card(name)
+    params, macs = count(name)
+    # the card states what this code builds, exactly
+    assert params == card.params
+    assert macs == card.macs
+    # and that is the paper's network: Table 1 within 5% (params) / 10% (MACs)
+    assert abs(params / card.paper_params - 1) < 0.05
+    assert abs(macs / card.paper_macs - 1) < 0.10
+
+
+def test_card_states_view_order_and_layout():
+    card = get_card("dmtnet-b")
+    assert card.layout == "dp" and card.views == ("right", "left") and card.in_channels == 6
+    assert card.paper_metrics["dpdd_psnr"] == pytest.approx(26.63)
+
+
+def test_unknown_model_is_a_usage_error():
+    with pytest.raises(UnknownModelError, match="known models: dmtnet-t"):
+        get_card("dmtnet-x")
+
+
+@pytest.mark.parametrize("n_dmssrm", [0, 2])
+@pytest.mark.parametrize("size", [(32, 48), (37, 53), (5, 7)])
+def test_any_input_size_forward_backward(n_dmssrm, size):
+    model = create_model("dmtnet-b", n_dmssrm=n_dmssrm, **TINY)
+    x = torch.rand(2, 6, *size, requires_grad=True)
+    y = model(x)
+    assert y.shape == (2, 3, *size)
+    y.square().mean().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f"no gradient reaches {name}"
+
+
+def test_padding_is_cropped_and_is_reflect():
+    model = create_model("dmtnet-s", **TINY).eval()
+    x = torch.rand(1, 6, 33, 47)
+    with torch.no_grad():
+        y = model(x)
+        # the padded forward on the same reflect-padded tensor gives the same crop
+        from dpdeblur.models.blocks import pad_to_multiple
+
+        xp, _ = pad_to_multiple(x, model.multiple_of)
+        assert xp.shape[-2] % 16 == 0 and xp.shape[-1] % 16 == 0
+        assert torch.equal(xp[..., 33, :47], x[..., 31, :])  # reflect, not zeros
+        assert torch.allclose(model.forward_padded(xp)[..., :33, :47], y)
+
+
+def test_scale_selection_is_a_softmax_per_image():
+    model = create_model("dmtnet-s", **TINY)
+    sel = model.reconstruction[0].select
+    f = torch.randn(3, 12, 8, 8)
+    a = sel(f)
+    assert a.shape == (3, 3, 1, 1)
+    assert torch.allclose(a.sum(1), torch.ones(3, 1, 1))
+    assert (a > 0).all()
+
+
+def test_image_residual_identity_at_init_when_zeroed():
+    model = create_model("dmtnet-t", **TINY)
+    torch.nn.init.zeros_(model.upsample.conv.weight)
+    torch.nn.init.zeros_(model.upsample.conv.bias)
+    x = torch.rand(1, 6, 16, 16)
+    # output = mean of the two views when the learned part is zero
+    assert torch.allclose(model(x), (x[:, :3] + x[:, 3:]) / 2)
+
+
+def test_shifted_window_mask_separates_regions():
+    from dpdeblur.models.dmtnet import _shift_mask
+
+    m = _shift_mask(8, 8, 4, 2, "cpu")
+    assert m.shape == (4, 16, 16)
+    assert (m[0] == 0).all()  # the top-left window holds one region only
+    assert (m[-1] != 0).any()  # the bottom-right window mixes wrapped regions
