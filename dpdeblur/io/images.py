@@ -1,0 +1,145 @@
+"""Image files: PNG / TIFF / JPEG at 8 and 16 bits, read to float32 in [0, 1].
+
+Arrays are ``(H, W, 3)`` RGB (channel-last) float32 in [0, 1] in memory; files
+keep their bit depth, which :func:`read_image` reports so that writers can keep it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dpdeblur.errors import InputError, UsageError
+from dpdeblur.utils.atomic import atomic_path
+
+__all__ = ["IMAGE_EXTS", "Image", "read_image", "write_image", "to_float", "from_float"]
+
+IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".pgm", ".ppm", ".bmp")
+
+
+@dataclass
+class Image:
+    """A decoded image.
+
+    Attributes:
+        rgb: :math:`(H, W, 3)` float32 in [0, 1].
+        bit_depth: 8 or 16, as stored in the file.
+        alpha: :math:`(H, W)` float32 in [0, 1] set aside, or None.
+        path: the source file.
+        meta: format extras (``exif`` bytes, ``icc`` bytes, ``orientation``...).
+    """
+
+    rgb: np.ndarray
+    bit_depth: int
+    alpha: np.ndarray | None = None
+    path: Path | None = None
+    meta: dict = field(default_factory=dict)
+
+
+def to_float(a: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 / float array -> float32 in [0, 1]."""
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) / 65535.0
+    return a.astype(np.float32, copy=False)
+
+
+def from_float(a: np.ndarray, bit_depth: int) -> np.ndarray:
+    """float in [0, 1] -> uint8 / uint16 with rounding and clipping."""
+    if bit_depth not in (8, 16):
+        raise UsageError(f"bit depth must be 8 or 16, got {bit_depth}")
+    if a.dtype in (np.uint8, np.uint16):
+        a = to_float(a)
+    top = 255.0 if bit_depth == 8 else 65535.0
+    return np.clip(np.rint(np.asarray(a, dtype=np.float32) * top), 0, top).astype(np.uint8 if bit_depth == 8 else np.uint16)
+
+
+def read_image(path: str | Path) -> Image:
+    """Read an image file; gray becomes 3 channels, alpha is set aside.
+
+    Raises :class:`InputError` naming the file for missing, empty, corrupt or
+    unsupported files.
+    """
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (0 bytes); re-export or remove it")
+    data = np.fromfile(path, dtype=np.uint8)
+    a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if a is None:
+        raise InputError(f"{path}: not a readable PNG/TIFF/JPEG image (corrupt or unsupported); re-export it")
+    if a.dtype not in (np.uint8, np.uint16):
+        if a.dtype.kind == "f":
+            a = np.clip(a, 0, 1)
+        else:
+            raise InputError(f"{path}: unsupported sample type {a.dtype}; convert to 8- or 16-bit")
+    bit_depth = 16 if a.dtype == np.uint16 or a.dtype.kind == "f" else 8
+    alpha = None
+    if a.ndim == 2:
+        rgb = np.repeat(a[..., None], 3, axis=2)
+    elif a.shape[2] == 1:
+        rgb = np.repeat(a, 3, axis=2)
+    elif a.shape[2] == 2:  # gray + alpha
+        rgb, alpha = np.repeat(a[..., :1], 3, axis=2), a[..., 1]
+    elif a.shape[2] == 3:
+        rgb = a[..., ::-1]
+    elif a.shape[2] == 4:
+        rgb, alpha = a[..., 2::-1], a[..., 3]
+    else:
+        raise InputError(f"{path}: {a.shape[2]} channels; expected gray, RGB or RGBA")
+    return Image(
+        rgb=np.ascontiguousarray(to_float(rgb)),
+        bit_depth=bit_depth,
+        alpha=None if alpha is None else to_float(alpha),
+        path=path,
+    )
+
+
+def _format_of(path: Path) -> str:
+    ext = path.suffix.lower()
+    if ext == ".png":
+        return "png"
+    if ext in (".tif", ".tiff"):
+        return "tif"
+    if ext in (".jpg", ".jpeg"):
+        return "jpg"
+    raise UsageError(f"{path}: cannot write {ext or 'files without extension'}; use .png, .tif or .jpg")
+
+
+def write_image(
+    path: str | Path,
+    rgb: np.ndarray,
+    bit_depth: int = 8,
+    alpha: np.ndarray | None = None,
+    quality: int = 95,
+) -> Path:
+    """Atomically write ``rgb`` (:math:`(H, W, 3)` or :math:`(H, W)`, float [0, 1]
+    or uint8/uint16) as PNG/TIFF (8 or 16 bits) or JPEG (8 bits, ``quality``).
+
+    ``alpha`` (:math:`(H, W)`) is re-attached where the format allows (PNG, TIFF).
+    """
+    import cv2
+
+    path = Path(path)
+    fmt = _format_of(path)
+    if fmt == "jpg":
+        bit_depth = 8
+    a = from_float(rgb, bit_depth)
+    if a.ndim == 3:
+        a = a[..., ::-1]  # RGB -> BGR for OpenCV
+        if alpha is not None and fmt != "jpg":
+            a = np.concatenate([a, from_float(alpha, bit_depth)[..., None]], axis=2)
+    a = np.ascontiguousarray(a)
+    params = [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)] if fmt == "jpg" else []
+    ok, buf = cv2.imencode("." + fmt, a, params)
+    if not ok:
+        raise InputError(f"{path}: OpenCV could not encode the image")
+    with atomic_path(path) as tmp:
+        buf.tofile(tmp)
+    return path
