@@ -1,0 +1,1 @@
+complete --command dpdeblur --no-files --arguments "(env _DPDEBLUR_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) dpdeblur)" --condition "env _DPDEBLUR_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) dpdeblur"
