@@ -1,0 +1,47 @@
+"""Bench reports: compare joins on keys and judges direction per metric."""
+
+import json
+
+import pytest
+
+from dpdeblur.bench.report import compare_reports, load_report, markdown_table, save_report
+from dpdeblur.errors import InputError
+
+
+def speed(lat, mem, model="dmtnet-t"):
+    return {"model": model, "device": "cpu", "precision": "fp32", "size": "512x512", "tile": 0,
+            "latency_ms": lat, "mpix_per_s": 0.262144 / (lat / 1000), "peak_mem_mb": mem}
+
+
+def test_compare_deltas_and_direction(tmp_path):
+    a = {"kind": "speed", "meta": {}, "rows": [speed(100.0, 500.0), speed(50.0, 10.0, "dmtnet-s")]}
+    b = {"kind": "speed", "meta": {}, "rows": [speed(80.0, 600.0), speed(50.0, 10.0, "unet")]}
+    save_report(tmp_path / "a.json", a)
+    save_report(tmp_path / "b.json", b)
+    cmp = compare_reports(load_report(tmp_path / "a.json"), load_report(tmp_path / "b.json"))
+    (row,) = cmp["rows"]
+    assert row["model"] == "dmtnet-t"
+    assert row["latency_ms"]["delta"] == pytest.approx(-20.0)
+    assert row["latency_ms"]["pct"] == pytest.approx(-20.0)
+    assert row["latency_ms"]["better"] is True  # lower latency is better
+    assert row["mpix_per_s"]["better"] is True
+    assert row["peak_mem_mb"]["better"] is False  # more memory is worse
+    assert cmp["only_a"] == [{"model": "dmtnet-s", "device": "cpu", "precision": "fp32", "size": "512x512", "tile": "0"}]
+    assert cmp["only_b"][0]["model"] == "unet"
+
+
+def test_compare_refuses_mixed_kinds_and_bad_files(tmp_path):
+    with pytest.raises(InputError, match="cannot compare"):
+        compare_reports({"kind": "speed", "rows": []}, {"kind": "quality", "rows": []})
+    p = tmp_path / "x.json"
+    p.write_text("{not json")
+    with pytest.raises(InputError, match="not a JSON bench report"):
+        load_report(p)
+    p.write_text(json.dumps({"rows": []}))
+    with pytest.raises(InputError, match="not a dpdeblur bench report"):
+        load_report(p)
+
+
+def test_markdown_table():
+    md = markdown_table([{"model": "a", "psnr": 25.123456}], ["model", "psnr"])
+    assert md.splitlines() == ["| model | psnr |", "|---|---|", "| a | 25.12 |"]
