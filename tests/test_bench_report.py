@@ -45,3 +45,13 @@ def test_compare_refuses_mixed_kinds_and_bad_files(tmp_path):
 def test_markdown_table():
     md = markdown_table([{"model": "a", "psnr": 25.123456}], ["model", "psnr"])
     assert md.splitlines() == ["| model | psnr |", "|---|---|", "| a | 25.12 |"]
+
+
+def test_parse_model_config():
+    from dpdeblur.cli.options import parse_model_config
+    from dpdeblur.errors import UsageError
+
+    got = parse_model_config(["dim=12,blocks=1", "scales=(1, 2),image_residual=false,name=abc"])
+    assert got == {"dim": 12, "blocks": 1, "scales": (1, 2), "image_residual": False, "name": "abc"}
+    with pytest.raises(UsageError, match="KEY=VALUE"):
+        parse_model_config(["dim"])

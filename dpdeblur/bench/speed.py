@@ -1,0 +1,125 @@
+"""``dpdeblur bench speed``: latency, throughput, achieved GFLOP/s against the
+device's measured peak, peak memory and the cost of tiling.
+
+Every configuration runs through the same engine ``dpdeblur deblur`` uses
+(:func:`dpdeblur.inference.tiling.tiled_forward`; ``tile=0`` is the whole image),
+on random weights unless weights are given (speed does not depend on them).
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from dpdeblur.bench.probe import PeakRSS, count_macs, device_peak, time_fn
+
+__all__ = ["SpeedConfig", "bench_speed", "overlap_extra_area"]
+
+
+@dataclass
+class SpeedConfig:
+    models: Sequence[str]
+    devices: Sequence[str] = ("cpu",)
+    precisions: Sequence[str] = ("auto",)
+    tiles: Sequence[int] = (0,)
+    sizes: Sequence[tuple[int, int]] = ((512, 512),)  # (height, width)
+    overlap: int = 64
+    tile_batch: int = 1
+    warmup: int = 1
+    runs: int = 3
+    max_seconds: float = 60.0
+    weights: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def overlap_extra_area(h: int, w: int, tile: int, overlap: int, multiple_of: int) -> float:
+    """Fraction of extra pixels the model processes when tiling (sum of tile areas
+    over the padded image area, minus one): the inherent cost of the overlap."""
+    from dpdeblur.inference.tiling import _tile_grid
+
+    hp, wp = h + (-h) % multiple_of, w + (-w) % multiple_of
+    th, tw, tiles, _, _ = _tile_grid(hp, wp, tile, overlap, multiple_of)
+    return len(tiles) * th * tw / (hp * wp) - 1.0
+
+
+def bench_speed(cfg: SpeedConfig, on_row: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Measure every (model, device, precision, size, tile) combination.
+
+    Returns a ``speed`` report (see :mod:`dpdeblur.bench.report`).
+    """
+    import torch
+
+    from dpdeblur.inference.device import resolve_device, resolve_precision
+    from dpdeblur.inference.tiling import TileSettings, tiled_forward
+    from dpdeblur.models import create_model, get_card
+
+    rows: list[dict[str, Any]] = []
+    peaks: dict[str, dict[str, float]] = {}
+    meta: dict[str, Any] = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "peaks": peaks,
+    }
+    for dev_name in cfg.devices:
+        dev = resolve_device(dev_name)
+        dev_label = str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "")
+        for prec in cfg.precisions:
+            dtype = resolve_precision(prec, dev)
+            prec_label = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+            pk_key = f"{dev_label}/{prec_label}"
+            if pk_key not in peaks:
+                peaks[pk_key] = device_peak(dev, dtype)
+            peak = peaks[pk_key]["conv3x3_gflops"]
+            for name in cfg.models:
+                card = get_card(name)
+                ov = cfg.overrides.get(name, {})
+                model = create_model(name, weights=cfg.weights.get(name), **ov).eval().to(dev)
+                mult = int(getattr(model, "multiple_of", 1))
+                for h, w in cfg.sizes:
+                    macs = count_macs(name, h, w, tuple(sorted(ov.items())))
+                    x = torch.rand(1, card.in_channels, h, w)
+                    whole_ms = None
+                    for tile in sorted(cfg.tiles):  # 0 (whole image) first
+                        settings = TileSettings(tile=tile, overlap=cfg.overlap, tile_batch=cfg.tile_batch)
+                        dt = None if dtype == torch.float32 else dtype
+
+                        def fn():
+                            return tiled_forward(model, x, settings, device=dev, dtype=dt)
+
+                        if dev.type == "cuda":
+                            torch.cuda.reset_peak_memory_stats(dev)
+                        with PeakRSS() as rss:
+                            t = time_fn(fn, dev, warmup=cfg.warmup, runs=cfg.runs, max_seconds=cfg.max_seconds)
+                        if dev.type == "cuda":
+                            mem = torch.cuda.max_memory_allocated(dev) / 2**20
+                        else:
+                            mem = (rss.peak - rss.base) / 2**20
+                        lat = t.median_s * 1000
+                        gflops = 2 * macs / t.median_s / 1e9
+                        row = {
+                            "model": name,
+                            "device": dev_label,
+                            "precision": prec_label,
+                            "size": f"{h}x{w}",
+                            "tile": tile,
+                            "latency_ms": lat,
+                            "mpix_per_s": h * w / 1e6 / t.median_s,
+                            "gmacs": macs / 1e9,
+                            "gflops": gflops,
+                            "pct_of_peak": 100 * gflops / peak,
+                            "peak_mem_mb": mem,
+                            "runs": t.runs,
+                        }
+                        if tile == 0 or tile >= max(h, w):
+                            whole_ms = lat if tile == 0 else whole_ms
+                        else:
+                            row["overlap_extra_area_pct"] = 100 * overlap_extra_area(h, w, tile, cfg.overlap, mult)
+                            if whole_ms is not None:
+                                row["tile_overhead_pct"] = 100 * (lat / whole_ms - 1)
+                        rows.append(row)
+                        if on_row:
+                            on_row(row)
+                del model
+    return {"kind": "speed", "meta": meta, "rows": rows}
