@@ -30,7 +30,7 @@ from dpdeblur.io.dualpixel import (
 
 __all__ = [
     "RAW_EXTS", "PAIR_EXTS", "STORED_VIEW", "DualPixelViews", "RawFrame",
-    "read_dual_pixel", "read_raw_frames", "count_frames", "pair_paths", "is_pair_file",
+    "read_dual_pixel", "read_raw_frames", "load_flat_field", "count_frames", "pair_paths", "is_pair_file",
 ]
 
 RAW_EXTS = (".cr2", ".cr3", ".dng")
@@ -97,7 +97,7 @@ def pair_paths(path: str | Path) -> tuple[Path, Path, str]:
     return left, right, m["id"]
 
 
-def _open(path: Path, shot: int, unpack: bool = True):
+def _open(path: Path, shot: int):
     """Open frame ``shot`` (shot_select set BEFORE opening; rawpy.imread would
     silently return frame 0 for separate-frame files)."""
     import rawpy
@@ -106,8 +106,7 @@ def _open(path: Path, shot: int, unpack: bool = True):
     r.set_unpack_params(shot_select=shot)
     try:
         r.open_file(str(path))
-        if unpack:
-            r.unpack()
+        r.unpack()  # a missing frame is only reported here
     except rawpy.LibRawRequestForNonexistentImageError:
         r.close()
         raise
@@ -120,15 +119,27 @@ def _open(path: Path, shot: int, unpack: bool = True):
     return r
 
 
+def _sniff(path: Path) -> None:
+    """Refuse files that are not TIFF-based (CR2, DNG) or ISO-BMFF (CR3) before LibRaw sees them."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:4] in (b"II*\0", b"MM\0*") or head[4:8] == b"ftyp":
+        return
+    kind = ("a PNG image" if head.startswith(b"\x89PNG") else "a JPEG image" if head.startswith(b"\xff\xd8")
+            else "text" if head and all(32 <= c < 127 or c in (9, 10, 13) for c in head) else "unknown data")
+    raise InputError(f"{path}: not a raw file (it holds {kind}); give the camera's original .CR2/.CR3/.DNG")
+
+
 def count_frames(path: str | Path, limit: int = 8) -> int:
-    """Number of raw frames LibRaw exposes (raise shot_select until it refuses)."""
+    """Number of raw frames LibRaw exposes (raise shot_select until it refuses;
+    LibRaw only refuses at unpack, so this decodes every frame)."""
     import rawpy
 
     path = Path(path)
     n = 0
     while n < limit:
         try:
-            _open(path, n, unpack=False).close()
+            _open(path, n).close()
         except rawpy.LibRawRequestForNonexistentImageError:
             break
         n += 1
@@ -157,17 +168,16 @@ def read_raw_frames(path: str | Path, black_level: int | None = None, white_leve
         raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty (0 bytes)")
-    n = count_frames(path)
-    if n == 0:
-        raise InputError(f"{path}: LibRaw finds no raw image in this file")
-    if n < 2:
-        raise InputError(f"{path}: not a Dual Pixel RAW file (one raw frame); shoot with Dual Pixel RAW on")
-    raw0 = _open(path, 0)
+    _sniff(path)
+    try:
+        raw0 = _open(path, 0)
+    except rawpy.LibRawRequestForNonexistentImageError:
+        raise InputError(f"{path}: LibRaw finds no raw image in this file") from None
     try:
         raw1 = _open(path, 1)
-    except rawpy.LibRawRequestForNonexistentImageError:  # pragma: no cover - counted above
+    except rawpy.LibRawRequestForNonexistentImageError:
         raw0.close()
-        raise InputError(f"{path}: not a Dual Pixel RAW file (one raw frame)") from None
+        raise InputError(f"{path}: not a Dual Pixel RAW file (one raw frame); shoot with Dual Pixel RAW on") from None
     try:
         frames = [_frame(raw0, black_level, white_level), _frame(raw1, black_level, white_level)]
         if frames[0].cfa.shape != frames[1].cfa.shape:
@@ -179,7 +189,6 @@ def read_raw_frames(path: str | Path, black_level: int | None = None, white_leve
             "file": str(path),
             "format": "dual-frame raw",
             "camera": _camera(path),
-            "frames": n,
             "black_levels": [list(f.black) for f in frames],
             "white_levels": [f.white for f in frames],
             "white_balance": [float(x) for x in raw0.camera_whitebalance],
@@ -279,7 +288,9 @@ def _left_share(view: np.ndarray, combined: np.ndarray) -> list[float]:
     return [round(float(view[:, t].sum() / max(float(combined[:, t].sum()), 1e-12)), 4) for t in thirds]
 
 
-def _flat_field(flat_field, black_level, white_level) -> FlatField | None:
+def load_flat_field(flat_field, black_level=None, white_level=None) -> FlatField | None:
+    """A :class:`FlatField`, a pair of white-sheet files, or None -> FlatField | None
+    (one-channel files are linearised with the pair levels, default 1024 / 16383)."""
     if flat_field is None or isinstance(flat_field, FlatField):
         return flat_field
     wl, wr = flat_field
@@ -317,7 +328,7 @@ def read_dual_pixel(
         raise UsageError(f"stored view must be 'left' or 'right', got {stored_view!r}")
     if not 0.0 < scale <= 1.0:
         raise UsageError(f"scale must be in (0, 1], got {scale}")
-    ff = _flat_field(flat_field, black_level, white_level)
+    ff = load_flat_field(flat_field, black_level, white_level)
     if is_pair_file(path):
         return _read_pair(path, ff, scale, black_level, white_level, linear)
     if path.suffix.lower() not in RAW_EXTS:
@@ -362,7 +373,7 @@ def _read_pair(path, ff, scale, black_level, white_level, linear) -> DualPixelVi
     combined_lin = 0.5 * (lv + rv)  # views are x2 the combined's share: L + R == 2 C
     left, right, combined, mask = _finish(lv, rv, combined_lin, mask, None, ff, scale, linear)
     meta = {
-        "file": str(lp), "format": "view pair", "id": pid, "camera": "unknown", "frames": 2,
+        "file": str(lp), "format": "view pair", "id": pid, "camera": "unknown",
         "black_levels": [[black], [black]], "white_levels": [white, white], "white_balance": None,
         "orientation": 1, "stored_view": None, "saturation": round(float(mask.mean()), 6),
         "left_share": _left_share(lv, combined_lin),
