@@ -61,7 +61,7 @@ def write_spp2(path, f0, f1, tags0):
     import tifffile
 
     with tifffile.TiffWriter(path) as t:  # tifffile refuses a 2-sample CFA: write, then patch
-        t.write(np.stack([f0, f1], -1), photometric="minisblack", planarconfig="contig", extratags=tags0)
+        t.write(np.stack([f0, f1], -1).astype(np.uint16), photometric="minisblack", planarconfig="contig", extratags=tags0)
     with tifffile.TiffFile(path, mode="r+") as tif:
         tif.pages[0].tags["PhotometricInterpretation"].overwrite(32803)
     return path

@@ -130,6 +130,22 @@ def _sniff(path: Path) -> None:
     raise InputError(f"{path}: not a raw file (it holds {kind}); give the camera's original .CR2/.CR3/.DNG")
 
 
+def _check_complete(path: Path) -> None:
+    """TIFF-based files: every IFD's image data must lie inside the file (LibRaw
+    may zero-fill or drop a truncated frame silently)."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            pages = [q for p in tif.pages for q in (p, *(p.pages or ()))]  # IFDs and their SubIFDs
+            ends = [o + n for p in pages for o, n in zip(p.dataoffsets, p.databytecounts)]
+            size = path.stat().st_size
+    except Exception:  # noqa: BLE001 - not parseable as TIFF: LibRaw decides
+        return
+    if ends and max(ends) > size:
+        raise InputError(f"{path}: truncated or corrupt raw file (image data ends at byte {max(ends)}, file has {size}); copy it from the card again")
+
+
 def count_frames(path: str | Path, limit: int = 8) -> int:
     """Number of raw frames LibRaw exposes (raise shot_select until it refuses;
     LibRaw only refuses at unpack, so this decodes every frame)."""
@@ -169,6 +185,7 @@ def read_raw_frames(path: str | Path, black_level: int | None = None, white_leve
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty (0 bytes)")
     _sniff(path)
+    _check_complete(path)
     try:
         raw0 = _open(path, 0)
     except rawpy.LibRawRequestForNonexistentImageError:
