@@ -82,3 +82,15 @@ def frames(seed=0, lo=1500, hi=4000, black0=(512, 512, 512, 512), black1=(256, 2
     bm0 = np.array(black0).reshape(2, 2)[np.arange(H)[:, None] % 2, np.arange(W)[None] % 2]
     bm1 = np.array(black1).reshape(2, 2)[np.arange(H)[:, None] % 2, np.arange(W)[None] % 2]
     return (a + b + bm0).astype(np.uint16), (a + bm1).astype(np.uint16), a, b
+
+
+def write_pair(folder, name="s1", shape=(24, 32), black=1024, white=16383):
+    import cv2
+
+    rng = np.random.default_rng(1)
+    left = rng.integers(black, 9000, shape).astype(np.uint16)
+    right = rng.integers(black, 9000, shape).astype(np.uint16)
+    left[0, 0] = white
+    cv2.imwrite(str(folder / f"{name}_left.png"), left)
+    cv2.imwrite(str(folder / f"{name}_right.png"), right)
+    return left, right

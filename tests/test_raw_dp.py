@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rawfixtures import H, W, dng_tags, frames, write_single, write_spp2, write_subifd, write_two_ifd
+from rawfixtures import H, W, dng_tags, frames, write_pair, write_single, write_spp2, write_subifd, write_two_ifd
 
 from dpdeblur.errors import InputError, UsageError
 from dpdeblur.io.dualpixel import FlatField, black_map, extract_views, srgb_decode, srgb_encode
@@ -148,18 +148,6 @@ def test_bad_files(tmp_path):
         read_dual_pixel(single, scale=2)
 
 
-def write_pair(folder, name="s1", shape=(24, 32), black=1024, white=16383):
-    import cv2
-
-    rng = np.random.default_rng(1)
-    left = rng.integers(black, 9000, shape).astype(np.uint16)
-    right = rng.integers(black, 9000, shape).astype(np.uint16)
-    left[0, 0] = white
-    cv2.imwrite(str(folder / f"{name}_left.png"), left)
-    cv2.imwrite(str(folder / f"{name}_right.pgm" if name == "pgm" else folder / f"{name}_right.png"), right)
-    return left, right
-
-
 def test_view_pair_exact(tmp_path):
     left, right = write_pair(tmp_path)
     assert pair_paths(tmp_path / "s1_right.png")[2] == "s1"
@@ -172,6 +160,11 @@ def test_view_pair_exact(tmp_path):
     assert v.saturation_mask.sum() == 1 and v.saturation_mask[0, 0]
     s = read_dual_pixel(tmp_path / "s1_left.png", black_level=0, white_level=65535)
     np.testing.assert_allclose(s.left[..., 0], srgb_encode(left / 65535.0), atol=1e-6)
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "p_left.pgm"), left)
+    cv2.imwrite(str(tmp_path / "p_right.pgm"), right)
+    np.testing.assert_array_equal(read_dual_pixel(tmp_path / "p_left.pgm").right, read_dual_pixel(tmp_path / "s1_left.png").right)
     (tmp_path / "s1_right.png").unlink()
     with pytest.raises(InputError, match="s1_right.png is missing"):
         read_dual_pixel(tmp_path / "s1_left.png")
