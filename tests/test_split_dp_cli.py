@@ -75,11 +75,14 @@ def test_dpdd_layout_scale_and_usage_errors(tmp_path):
 
 
 def test_help_does_not_import_torch():
+    import os
     import subprocess
     import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
 
     code = ("import sys; from dpdeblur.cli import app; import typer.testing as tt;"
             "r = tt.CliRunner().invoke(app, ['split-dp', '--help']); assert r.exit_code == 0 and 'WHITE_L' in r.output;"
             "print('torch' in sys.modules, 'rawpy' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.split()
     assert out == ["False", "False"]
