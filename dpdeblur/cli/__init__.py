@@ -9,7 +9,11 @@ from dpdeblur.cli.app import app
 # One module per command; each registers itself on ``app`` when imported.
 _COMMANDS = (
     "models",
+<<<<<<< HEAD
     "bench",
+=======
+    "split_dp",
+>>>>>>> rawdp
 )
 
 for _mod in _COMMANDS:

@@ -1,0 +1,56 @@
+"""``dpdeblur split-dp``: left / right / combined views from dual-pixel raw files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import typer
+
+from dpdeblur.cli.app import app, guarded, print_json
+
+
+@app.command("split-dp")
+@guarded
+def split_dp_cmd(
+    inputs: List[Path] = typer.Argument(..., help="Dual Pixel RAW files (.CR2/.CR3/.DNG), <id>_left/_right .png/.pgm pairs, folders or globs."),
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder."),
+    layout: str = typer.Option("flat", "--layout", help="flat: <id>_L/_R/_C.png; dpdd: <split>_{l,r,c}/source/ like the DPDD data set."),
+    split: str = typer.Option("test", "--split", help="train, val or test (dpdd layout)."),
+    stored_view: str = typer.Option("right", "--stored-view", help="Which photodiode a raw file's second frame holds (Canon does not document it)."),
+    flat_field: Optional[Tuple[Path, Path]] = typer.Option(None, "--flat-field", metavar="WHITE_L WHITE_R", help="White-sheet left and right views (pair PNG/PGM or split-dp sRGB PNGs) correcting the complementary vignetting.", show_default=False),
+    scale: float = typer.Option(1.0, "--scale", help="Area down-sampling in (0, 1]; 0.25 turns a 5D Mark IV frame into DPDD's 1680x1120."),
+    black_level: Optional[int] = typer.Option(None, "--black-level", help="Override the black level (view pairs: default 1024)."),
+    white_level: Optional[int] = typer.Option(None, "--white-level", help="Override the white level (view pairs: default 16383)."),
+    mask: bool = typer.Option(False, "--mask", help="Also write the saturation mask (8-bit, 255 = A+B clipped)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo items whose outputs exist."),
+    recursive: bool = typer.Option(False, "-r", "--recursive", help="Descend into sub-folders."),
+    as_json: bool = typer.Option(False, "--json", help="Print the batch report as JSON on stdout."),
+) -> None:
+    """Split dual-pixel files into left, right and combined 16-bit sRGB PNGs (+ JSON sidecar)."""
+    from dpdeblur.errors import UsageError
+    from dpdeblur.io.dpsplit import dual_pixel_inputs, output_paths, split_dual_pixel
+    from dpdeblur.utils.batch import run_batch
+
+    if stored_view not in ("left", "right"):
+        raise UsageError(f"--stored-view must be left or right, got {stored_view!r}")
+    if not 0.0 < scale <= 1.0:
+        raise UsageError(f"--scale must be in (0, 1], got {scale}")
+    output_paths("x.dng", outdir, layout, split)  # validates --layout / --split before any work
+    ff = None
+    if flat_field and flat_field[0] is not None:
+        from dpdeblur.io.raw import load_flat_field
+
+        ff = load_flat_field(flat_field, black_level, white_level)
+    items = dual_pixel_inputs(inputs, recursive)
+
+    def one(path):
+        return split_dual_pixel(path, outdir, layout, split, overwrite, mask, stored_view=stored_view,
+                                flat_field=ff, scale=scale, black_level=black_level, white_level=white_level)
+
+    report = run_batch(items, one, label="split-dp", progress=not as_json)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        report.print_summary()
+    raise typer.Exit(report.exit_code)

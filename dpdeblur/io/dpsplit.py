@@ -1,0 +1,97 @@
+"""``split-dp`` library side: dual-pixel files -> left / right / combined 16-bit PNGs.
+
+Layouts (``<id>`` = raw file stem, or the pair's stem without ``_left``/``_right``):
+
+- ``flat``: ``<id>_L.png``, ``<id>_R.png``, ``<id>_C.png``, ``<id>.json`` (+ ``<id>_M.png``)
+- ``dpdd``: ``<split>_l/source/<id>_L.png``, ``<split>_r/source/<id>_R.png``,
+  ``<split>_c/source/<id>.png``, ``<split>_c/meta/<id>.json`` (+ ``<split>_c/mask/<id>.png``)
+
+The JSON sidecar holds :attr:`DualPixelViews.meta`; the mask is 8-bit (255 = A+B saturated).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dpdeblur.errors import UsageError
+from dpdeblur.io.raw import PAIR_EXTS, RAW_EXTS, _PAIR_RE, is_pair_file, read_dual_pixel
+from dpdeblur.utils.batch import ItemResult, expand_inputs
+
+__all__ = ["LAYOUTS", "SPLITS", "item_id", "output_paths", "dual_pixel_inputs", "split_dual_pixel"]
+
+LAYOUTS = ("flat", "dpdd")
+SPLITS = ("train", "val", "test")
+
+
+def item_id(path: str | Path) -> str:
+    p = Path(path)
+    m = _PAIR_RE.match(p.stem) if p.suffix.lower() in PAIR_EXTS else None
+    return m["id"] if m else p.stem
+
+
+def output_paths(path: str | Path, outdir: str | Path, layout: str = "flat", split: str = "test") -> dict[str, Path]:
+    """Where one input's files go: keys ``left``, ``right``, ``combined``, ``meta``, ``mask``."""
+    if layout not in LAYOUTS:
+        raise UsageError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if split not in SPLITS:
+        raise UsageError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    i, o = item_id(path), Path(outdir)
+    if layout == "flat":
+        return {"left": o / f"{i}_L.png", "right": o / f"{i}_R.png", "combined": o / f"{i}_C.png",
+                "meta": o / f"{i}.json", "mask": o / f"{i}_M.png"}
+    c = o / f"{split}_c"
+    return {"left": o / f"{split}_l" / "source" / f"{i}_L.png", "right": o / f"{split}_r" / "source" / f"{i}_R.png",
+            "combined": c / "source" / f"{i}.png", "meta": c / "meta" / f"{i}.json", "mask": c / "mask" / f"{i}.png"}
+
+
+def dual_pixel_inputs(inputs, recursive: bool = False) -> list[Path]:
+    """Files, folders, globs -> one path per dual-pixel item.
+
+    Raw files are kept; a ``_left``/``_right`` pair counts once (its left file);
+    other PNG/PGM files found in folders are ignored; files named explicitly are
+    always kept, so that a wrong one is reported rather than dropped.
+    """
+    explicit = {Path(s).resolve() for s in map(str, inputs) if Path(s).is_file()}
+    out, seen = [], set()
+    for p in expand_inputs(inputs, RAW_EXTS + PAIR_EXTS, recursive):
+        if is_pair_file(p):
+            key = (p.parent.resolve(), item_id(p).lower())
+            if key in seen:
+                continue
+            seen.add(key)
+        elif p.suffix.lower() not in RAW_EXTS and p.resolve() not in explicit:
+            continue
+        out.append(p)
+    return out
+
+
+def split_dual_pixel(
+    path: str | Path,
+    outdir: str | Path,
+    layout: str = "flat",
+    split: str = "test",
+    overwrite: bool = False,
+    mask: bool = False,
+    **read_options,
+) -> ItemResult:
+    """Split one file and write its views, sidecar and optional mask (atomic writes).
+
+    ``read_options`` go to :func:`~dpdeblur.io.raw.read_dual_pixel`. When every
+    output exists and ``overwrite`` is False the item is ``skipped``.
+    """
+    from dpdeblur.io.images import write_image
+    from dpdeblur.utils.atomic import atomic_write_text
+
+    paths = output_paths(path, outdir, layout, split)
+    wanted = ["left", "right", "combined", "meta"] + (["mask"] if mask else [])
+    if not overwrite and all(paths[k].exists() for k in wanted):
+        return ItemResult(str(path), status="skipped", outputs=[str(paths[k]) for k in wanted])
+    v = read_dual_pixel(path, **read_options)
+    for k in ("left", "right", "combined"):
+        write_image(paths[k], getattr(v, k), bit_depth=16)
+    if mask:
+        write_image(paths["mask"], v.saturation_mask.astype("uint8") * 255, bit_depth=8)
+    atomic_write_text(paths["meta"], json.dumps(v.meta, indent=2) + "\n")
+    info = {k: v.meta.get(k) for k in ("camera", "saturation", "orientation", "stored_view", "shape")}
+    return ItemResult(str(path), outputs=[str(paths[k]) for k in wanted], info=info)
