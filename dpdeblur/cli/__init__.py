@@ -9,11 +9,8 @@ from dpdeblur.cli.app import app
 # One module per command; each registers itself on ``app`` when imported.
 _COMMANDS = (
     "models",
-<<<<<<< HEAD
-    "bench",
-=======
     "split_dp",
->>>>>>> rawdp
+    "bench",
 )
 
 for _mod in _COMMANDS:
