@@ -211,3 +211,20 @@ def test_cli_errors_and_json(tmp_path):
     assert r.returncode == 2 and "--overwrite" in r.stderr
     r = run("synth", str(tmp_path / "ok"), "--count", "1", "--size", "48x32", "--overwrite", "--json")
     assert r.returncode == 0 and len(list((tmp_path / "ok/train_c/source").iterdir())) == 1
+
+
+def test_make_samples(tmp_path):
+    from dpdeblur.data.synth_samples import SAMPLES, make_samples
+
+    files = make_samples(tmp_path)
+    assert len(files) == 4 * len(SAMPLES) + 1
+    for sid in SAMPLES:
+        l, r, c = (cv2.imread(str(tmp_path / f"{sid}_{v}.png"), cv2.IMREAD_UNCHANGED) for v in "LRC")
+        assert l.dtype == np.uint16 and l.shape == (192, 256, 3)
+        ok = (l < 65535) & (r < 65535)
+        assert np.abs(c.astype(float) - (l.astype(float) + r) / 2)[ok].max() <= 1.0
+        sharp = cv2.imread(str(tmp_path / "sharp" / f"{sid}.png"), cv2.IMREAD_UNCHANGED)
+        assert sharp.shape == (192, 256, 3)
+        assert np.abs(c / 257.0 - sharp).mean() > 1.0  # visibly defocused
+    text = (tmp_path / "README.md").read_text()
+    assert "CC0" in text and "public domain" in text
