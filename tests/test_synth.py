@@ -2,10 +2,6 @@
 
 import json
 import math
-import os
-import subprocess
-import sys
-
 import cv2
 import numpy as np
 import pytest
@@ -15,12 +11,18 @@ from dpdeblur.data.synth import (
     SynthParams, dp_psf, make_dataset, parse_split, read_depth, synthesize_layered, synthesize_pair,
 )
 
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
 CLEAN = dict(noise=0.0, vignetting=0.0)
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "dpdeblur", *args], capture_output=True, text=True, env=ENV)
+    """In-process CLI call (fast); the subprocess path is covered by tests/test_cli.py."""
+    from typer.testing import CliRunner
+
+    from dpdeblur.cli import app
+
+    r = CliRunner().invoke(app, list(args))
+    r.returncode = r.exit_code
+    return r
 
 
 def centroid_x(psf):
