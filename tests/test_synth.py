@@ -230,3 +230,18 @@ def test_make_samples(tmp_path):
         assert np.abs(c / 257.0 - sharp).mean() > 1.0  # visibly defocused
     text = (tmp_path / "README.md").read_text()
     assert "CC0" in text and "public domain" in text
+
+
+def test_synth_help_imports_neither_torch_nor_numpy():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from dpdeblur.cli import app; import typer.testing as tt;"
+        "r=tt.CliRunner().invoke(app, ['synth','--help']); assert r.exit_code==0 and '--max-radius' in r.output;"
+        "print('torch' in sys.modules, 'cv2' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.split()
+    assert out == ["False", "False"]
