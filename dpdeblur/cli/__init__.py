@@ -11,6 +11,7 @@ _COMMANDS = (
     "models",
     "split_dp",
     "bench",
+    "synth",
 )
 
 for _mod in _COMMANDS:

@@ -1,0 +1,555 @@
+"""Dual-pixel defocus simulator (``dpdeblur synth``).
+
+Model (thin lens, per pixel or per fronto-parallel layer):
+
+- inverse depth ``w = 1/d`` (a disparity map is used as ``w`` directly); the
+  signed defocus radius is ``r = K * (w_f - w)`` with ``w_f`` the focus plane:
+  ``r > 0`` behind the focal plane (farther), ``r < 0`` in front of it. ``K`` (the
+  aperture) is set per image so the largest ``|r|`` equals a peak radius drawn in
+  ``[max_radius/2, max_radius]``.
+- the full point-spread function is an anti-aliased disc of radius ``|r|``;
+  the left and right views see its two halves (:func:`dp_psf`): left half
+  (``x < 0``) to the left view when ``r > 0``, the right half when ``r < 0``.
+  The halves are mirror images and sum to the disc, so defocus shifts the two
+  views in opposite horizontal directions and the direction flips at focus.
+- radii are quantised (``radius_step``) and rendered as layers back to front with
+  occlusion-aware "over" compositing, one ``cv2.filter2D`` per layer and view on
+  the layer's bounding box only (no per-pixel Python loops).
+- sensor: each photodiode gets half the light (``half = view / 2``), optional
+  complementary vignetting (gains ``1 -/+ v*x``, x in [-1, 1] across the width,
+  sum 2), shot + read noise on each half, ``combined = half_L + half_R``.
+
+Brightness convention (as DPDD / Canon DP data, REFERENCE section 5: "x2 to
+match the combined image"): written views are ``left = 2*half_L``,
+``right = 2*half_R``, so ``combined = (left + right) / 2`` (exact before clipping
+and 16-bit rounding) and an in-focus pixel has ``left == right == combined ==
+sharp``. Without a depth map the data set uses layered random planes.
+
+Arrays are :math:`(H, W, 3)` float32 RGB in [0, 1]; depth maps :math:`(H, W)`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from dpdeblur.errors import InputError, UsageError
+
+__all__ = [
+    "SynthParams", "dp_psf", "signed_radius", "render_layers", "sensor", "synthesize_pair",
+    "synthesize_layered", "read_depth", "parse_size", "parse_split", "make_dataset", "SPLITS",
+]
+
+SPLITS = ("train", "val", "test")
+DEPTH_EXTS = (".npy", ".npz", ".pfm", ".png", ".tif", ".tiff")
+CONVENTIONS = {
+    "views_brightness": "left/right written x2 (each photodiode holds half the light): combined = (left + right) / 2",
+    "radius_sign": "r = K * (1/d_focus - 1/d): r > 0 behind the focal plane, r < 0 in front",
+    "view_psf": "r > 0: left view = left half (x < 0) of the disc, right view = right half; swapped for r < 0",
+    "vignetting": "gain_left = 1 - v*x, gain_right = 1 + v*x, x in [-1, 1] left to right (sum 2)",
+    "noise": "per view: half + N(0, s^2 * half + (s/4)^2), s drawn in [0, noise] per image",
+}
+
+
+@dataclass
+class SynthParams:
+    """Simulator settings; per-image values are drawn from these ranges.
+
+    Attributes:
+        max_radius: largest defocus disc radius in pixels (peak drawn in [max/2, max]).
+        focus: focus distance in the depth map's units (disparity units for
+            ``depth_kind='disparity'``, metres for layered planes); None = random.
+        depth_kind: ``'depth'`` (w = 1/d) or ``'disparity'`` (w = d).
+        noise: largest noise level ``s`` (fraction of full scale); 0 = none.
+        vignetting: largest complementary vignetting strength ``v``; 0 = none.
+        radius_step: radius quantisation in pixels (one layer per level).
+        layers: (min, max) number of planes in layered mode, background included.
+    """
+
+    max_radius: float = 8.0
+    focus: float | None = None
+    depth_kind: str = "depth"
+    noise: float = 0.01
+    vignetting: float = 0.1
+    radius_step: float = 0.5
+    layers: tuple[int, int] = (2, 5)
+
+    def check(self) -> "SynthParams":
+        if not (0 <= self.max_radius <= 64):
+            raise UsageError(f"--max-radius {self.max_radius}: use 0 to 64 pixels")
+        if self.depth_kind not in ("depth", "disparity"):
+            raise UsageError(f"depth kind {self.depth_kind!r}: use 'depth' or 'disparity'")
+        if self.focus is not None and not (self.focus > 0 or self.depth_kind == "disparity"):
+            raise UsageError(f"--focus {self.focus}: a focus distance must be > 0")
+        if not (0 <= self.noise <= 0.5):
+            raise UsageError(f"--noise {self.noise}: use 0 to 0.5 (fraction of full scale)")
+        if not (0 <= self.vignetting < 1):
+            raise UsageError(f"--vignetting {self.vignetting}: use 0 to <1")
+        if self.radius_step <= 0:
+            raise UsageError("radius_step must be > 0")
+        return self
+
+
+# ----------------------------------------------------------------------------- PSFs
+
+
+@functools.lru_cache(maxsize=512)
+def dp_psf(radius: float, supersample: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Left and right PSFs for a signed defocus ``radius`` (pixels).
+
+    Returns two :math:`(k, k)` float32 arrays (k = 2*ceil(|r| + 0.5) + 1), each
+    summing to 0.5, ``left + right`` = the anti-aliased disc (area coverage on a
+    ``supersample``² grid), ``left == fliplr(right)``. ``|r| < 0.25`` is a point.
+    The arrays are read-only (cached).
+    """
+    R = abs(float(radius))
+    if R < 0.25:
+        half = np.full((1, 1), 0.5, np.float32)
+        half.flags.writeable = False
+        return half, half
+    n = int(math.ceil(R + 0.5))
+    ss = supersample
+    off = (np.arange(ss) + 0.5) / ss - 0.5
+    c = (np.arange(-n, n + 1)[:, None] + off[None, :]).reshape(-1)  # sub-sample centres
+    inside = (c[None, :] ** 2 + c[:, None] ** 2) <= R * R
+    k = 2 * n + 1
+    left_ss = inside * (c[None, :] < 0)
+    pool = lambda a: a.reshape(k, ss, k, ss).sum(axis=(1, 3)).astype(np.float64)  # noqa: E731
+    disc, lhalf = pool(inside), pool(left_ss)
+    lhalf = (lhalf / disc.sum()).astype(np.float32)
+    rhalf = np.ascontiguousarray(lhalf[:, ::-1])
+    left, right = (lhalf, rhalf) if radius > 0 else (rhalf, lhalf)
+    for a in (left, right):
+        a.flags.writeable = False
+    return left, right
+
+
+def signed_radius(w: np.ndarray, w_focus: float, peak: float) -> tuple[np.ndarray, float]:
+    """Signed radius ``K * (w_focus - w)`` for inverse depth ``w``; K makes max |r| = ``peak``.
+
+    Returns the radius map (same shape as ``w``) and K.
+    """
+    span = float(np.max(np.abs(w_focus - np.asarray(w, np.float64)))) if np.size(w) else 0.0
+    K = peak / span if span > 1e-12 else 0.0
+    return (K * (w_focus - np.asarray(w, np.float64))).astype(np.float32), K
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def _convolve_roi(premult: np.ndarray, psf: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """Convolve an (H, W, 4) premultiplied layer with ``psf`` on its bounding box.
+
+    Returns the result on the box grown by the kernel radius and that box's slices.
+    """
+    import cv2
+
+    alpha = premult[..., 3]
+    ys, xs = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
+    H, W = alpha.shape
+    n = psf.shape[0] // 2
+    oy0, oy1 = max(0, ys[0] - n), min(H, ys[-1] + 1 + n)
+    ox0, ox1 = max(0, xs[0] - n), min(W, xs[-1] + 1 + n)
+    iy0, iy1, ix0, ix1 = max(0, oy0 - n), min(H, oy1 + n), max(0, ox0 - n), min(W, ox1 + n)
+    src = premult[iy0:iy1, ix0:ix1]
+    # filter2D correlates: flip the kernel for a true convolution (light of a point lands on the PSF).
+    out = cv2.filter2D(src, -1, psf[::-1, ::-1], borderType=cv2.BORDER_REFLECT) if psf.size > 1 else src * psf[0, 0]
+    return out[oy0 - iy0 : oy1 - iy0, ox0 - ix0 : ox1 - ix0], (slice(oy0, oy1), slice(ox0, ox1))
+
+
+def render_layers(layers: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Defocus fronto-parallel layers into the two dual-pixel views (before the sensor).
+
+    Args:
+        layers: back to front, each ``(rgb (H, W, 3), alpha (H, W), signed radius)``.
+
+    Returns:
+        ``(left, right)`` :math:`(H, W, 3)` float32 at full brightness (each view's
+        PSF normalised to 1): over-compositing of the blurred premultiplied layers,
+        divided by the accumulated coverage (fills holes a depth map leaves).
+    """
+    H, W = layers[0][1].shape
+    views = []
+    for v in (0, 1):
+        acc = np.zeros((H, W, 4), np.float32)
+        for rgb, alpha, r in layers:
+            if not alpha.any():
+                continue
+            psf = dp_psf(float(r))[v] * 2.0
+            premult = np.concatenate([rgb * alpha[..., None], alpha[..., None]], axis=2).astype(np.float32)
+            out, box = _convolve_roi(premult, psf)
+            a = np.clip(out[..., 3:4], 0, 1)
+            acc[box] = acc[box] * (1 - a) + out
+        views.append(acc[..., :3] / np.maximum(acc[..., 3:4], 1e-6))
+    return views[0], views[1]
+
+
+def sensor(
+    left: np.ndarray, right: np.ndarray, noise: float, vignetting: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Photodiode halves with complementary vignetting and shot + read noise.
+
+    ``left``/``right`` are full-brightness views; returns ``(left, right, combined)``
+    in the written convention (views x2, ``combined = (left + right) / 2`` before clipping).
+    """
+    W = left.shape[1]
+    x = np.linspace(-1.0, 1.0, W, dtype=np.float32)[None, :, None]
+    halves = [left * 0.5 * (1 - vignetting * x), right * 0.5 * (1 + vignetting * x)]
+    if noise > 0:
+        halves = [
+            h + np.sqrt(noise**2 * np.clip(h, 0, None) + (noise / 4) ** 2) * rng.standard_normal(h.shape, dtype=np.float32)
+            for h in halves
+        ]
+    comb = halves[0] + halves[1]
+    return tuple(np.clip(a, 0, 1).astype(np.float32) for a in (2 * halves[0], 2 * halves[1], comb))
+
+
+def _draw(params: SynthParams, rng: np.random.Generator) -> dict:
+    return {
+        "peak_radius": float(rng.uniform(params.max_radius / 2, params.max_radius)),
+        "noise": float(rng.uniform(0, params.noise)) if params.noise > 0 else 0.0,
+        "vignetting": float(rng.uniform(0, params.vignetting)) if params.vignetting > 0 else 0.0,
+    }
+
+
+def _quantise(r: np.ndarray | float, step: float) -> np.ndarray:
+    return np.round(np.asarray(r, np.float32) / step) * step
+
+
+def synthesize_pair(
+    sharp: np.ndarray,
+    depth: np.ndarray | None = None,
+    params: SynthParams | None = None,
+    rng: np.random.Generator | None = None,
+    info: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dual-pixel views of one sharp image.
+
+    Args:
+        sharp: :math:`(H, W, 3)` float32 in [0, 1] (the ground truth).
+        depth: :math:`(H, W)` depth (or disparity with ``params.depth_kind``); NaN,
+            inf and non-positive depths count as unknown (filled with the median).
+            None: the whole image is one plane at a random signed radius.
+        params: ranges (:class:`SynthParams`); rng: seeded generator.
+        info: optional dict filled with the values drawn (focus, K, peak...).
+
+    Returns:
+        ``(left, right, combined)`` each :math:`(H, W, 3)` float32 in [0, 1].
+    """
+    params = (params or SynthParams()).check()
+    rng = rng if rng is not None else np.random.default_rng(0)
+    sharp = np.asarray(sharp, np.float32)
+    drawn = _draw(params, rng)
+    if depth is None:
+        r = float(rng.uniform(-1, 1)) * drawn["peak_radius"]
+        layers = [(sharp, np.ones(sharp.shape[:2], np.float32), float(_quantise(r, params.radius_step)))]
+        drawn.update(radius=r)
+    else:
+        w = _inverse_depth(np.asarray(depth, np.float64), params.depth_kind)
+        if params.focus is not None:
+            w_f = params.focus if params.depth_kind == "disparity" else 1.0 / params.focus
+        else:
+            w_f = float(np.quantile(w, rng.uniform(0.05, 0.95)))
+        r, K = signed_radius(w, w_f, drawn["peak_radius"])
+        q = _quantise(r, params.radius_step)
+        levels = np.unique(q)[::-1]  # far (large positive r) first
+        layers = [(sharp, (q == lv).astype(np.float32), float(lv)) for lv in levels]
+        drawn.update(w_focus=float(w_f), K=K, levels=int(len(levels)))
+    left, right = render_layers(layers)
+    if info is not None:
+        info.update(drawn)
+    return sensor(left, right, drawn["noise"], drawn["vignetting"], rng)
+
+
+def _inverse_depth(d: np.ndarray, kind: str) -> np.ndarray:
+    valid = np.isfinite(d) & ((d > 0) if kind == "depth" else np.ones_like(d, bool))
+    if not valid.any():
+        raise InputError("the depth map has no valid value (all NaN, inf or <= 0)")
+    w = np.where(valid, 1.0 / np.where(valid, d, 1.0), 0.0) if kind == "depth" else np.where(valid, d, 0.0)
+    return np.where(valid, w, np.median(w[valid]))
+
+
+def _shape_mask(H: int, W: int, rng: np.random.Generator) -> np.ndarray:
+    """A random anti-aliased ellipse, rotated rectangle or polygon covering ~5-40% of the frame."""
+    import cv2
+
+    m = np.zeros((H, W), np.float32)
+    cx, cy = float(rng.uniform(0.1, 0.9) * W), float(rng.uniform(0.1, 0.9) * H)
+    s = math.sqrt(rng.uniform(0.05, 0.4) * H * W / math.pi)
+    kind = rng.integers(3)
+    if kind == 0:
+        axes = (max(2, int(s * rng.uniform(0.6, 1.6))), max(2, int(s * rng.uniform(0.6, 1.6))))
+        cv2.ellipse(m, (int(cx), int(cy)), axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1, cv2.LINE_AA)
+    elif kind == 1:
+        box = cv2.boxPoints(((cx, cy), (2 * s * rng.uniform(0.5, 1.5), 2 * s * rng.uniform(0.5, 1.5)), float(rng.uniform(0, 180))))
+        cv2.fillPoly(m, [np.int32(box)], 1.0, cv2.LINE_AA)
+    else:
+        n = int(rng.integers(4, 9))
+        ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+        rad = s * rng.uniform(0.6, 1.4, n)
+        cv2.fillPoly(m, [np.int32(np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)], 1))], 1.0, cv2.LINE_AA)
+    return m
+
+
+def synthesize_layered(
+    background: np.ndarray,
+    textures: Sequence[np.ndarray],
+    params: SynthParams | None = None,
+    rng: np.random.Generator | None = None,
+    info: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Layered random planes: ``background`` plus one random shape per texture in front.
+
+    Each plane is fronto-parallel at a random depth (background farthest, metres
+    in [1.7, 10], foreground in front of it up to 0.5 m); the focus is one of the
+    planes half the time (real photos usually have a subject in focus).
+
+    Returns ``(sharp, left, right, combined)``: the all-in-focus composite
+    (ground truth) and the three simulated images, :math:`(H, W, 3)` float32.
+    """
+    params = (params or SynthParams()).check()
+    rng = rng if rng is not None else np.random.default_rng(0)
+    H, W = background.shape[:2]
+    drawn = _draw(params, rng)
+    w_bg = float(rng.uniform(0.1, 0.6))
+    ws = np.sort(rng.uniform(w_bg + 0.05, 2.0, len(textures))) if len(textures) else np.zeros(0)
+    w_all = np.concatenate([[w_bg], ws])  # back to front (inverse depth grows)
+    if params.focus is not None:
+        w_f = 1.0 / params.focus
+    elif rng.random() < 0.5:
+        w_f = float(rng.choice(w_all))
+    else:
+        w_f = float(rng.uniform(0.1, 2.0))
+    radii, K = signed_radius(w_all, w_f, drawn["peak_radius"])
+    radii = _quantise(radii, params.radius_step)
+    layers = [(np.asarray(background, np.float32), np.ones((H, W), np.float32), float(radii[0]))]
+    sharp = layers[0][0].copy()
+    for tex, r in zip(textures, radii[1:]):
+        m = _shape_mask(H, W, rng)
+        layers.append((np.asarray(tex, np.float32), m, float(r)))
+        sharp = sharp * (1 - m[..., None]) + tex * m[..., None]
+    left, right = render_layers(layers)
+    if info is not None:
+        info.update(drawn, w_focus=w_f, K=K, depths_m=[round(float(1 / w), 4) for w in w_all], radii=[float(r) for r in radii])
+    return (np.clip(sharp, 0, 1).astype(np.float32), *sensor(left, right, drawn["noise"], drawn["vignetting"], rng))
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _read_pfm(path: Path) -> np.ndarray:
+    with open(path, "rb") as f:
+        header = f.readline().strip()
+        if header not in (b"Pf", b"PF"):
+            raise InputError(f"{path}: not a PFM file (header {header[:8]!r})")
+        w, h = (int(v) for v in f.readline().split())
+        scale = float(f.readline())
+        a = np.frombuffer(f.read(), dtype="<f4" if scale < 0 else ">f4")
+    a = a.reshape(h, w, 3 if header == b"PF" else 1)[..., 0]
+    return np.flipud(a).astype(np.float32)
+
+
+def read_depth(path: str | Path) -> np.ndarray:
+    """A depth / disparity map as :math:`(H, W)` float32: .npy, .npz (first array),
+    .pfm, or 16/8-bit PNG/TIFF (raw values, first channel; 0 = unknown)."""
+    import cv2
+
+    path = Path(path)
+    ext = path.suffix.lower()
+    try:
+        if ext == ".npy":
+            a = np.load(path)
+        elif ext == ".npz":
+            with np.load(path) as z:
+                a = z[z.files[0]]
+        elif ext == ".pfm":
+            a = _read_pfm(path)
+        else:
+            a = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+            if a is None:
+                raise ValueError("undecodable")
+    except (OSError, ValueError, IndexError) as e:
+        raise InputError(f"{path}: not a readable depth map ({e}); use .npy, .npz, .pfm or 16-bit PNG/TIFF") from None
+    a = np.asarray(a, np.float32)
+    if a.ndim == 3:
+        a = a[..., 0]
+    if a.ndim != 2:
+        raise InputError(f"{path}: depth map has shape {a.shape}; expected (H, W)")
+    return a
+
+
+def _find_depth(depth_dir: Path, image: Path) -> Path:
+    for ext in DEPTH_EXTS:
+        p = depth_dir / (image.stem + ext)
+        if p.is_file():
+            return p
+    raise InputError(f"{image}: no depth map {depth_dir / image.stem}.{{npy,npz,pfm,png,tif}}; add one or drop --depth")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``'512x384'`` -> (512, 384) = (W, H)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size {text!r}: write WIDTHxHEIGHT, e.g. 512x384") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise UsageError(f"--size {text}: each side must be 16 to 8192 pixels")
+    return w, h
+
+
+def parse_split(text: str | None, count: int) -> dict[str, int]:
+    """``'train=80,val=10,test=10'`` -> counts; None -> ``count`` split 80/10/10."""
+    if text is None:
+        if count < 1:
+            raise UsageError(f"--count {count}: must be at least 1")
+        val = test = count // 10
+        return {"train": count - val - test, "val": val, "test": test}
+    out = dict.fromkeys(SPLITS, 0)
+    for part in text.split(","):
+        k, _, v = part.partition("=")
+        if k.strip() not in SPLITS or not v.strip().isdigit():
+            raise UsageError(f"--split {text!r}: write e.g. train=80,val=10,test=10")
+        out[k.strip()] = int(v)
+    if sum(out.values()) < 1:
+        raise UsageError(f"--split {text!r}: at least one image")
+    return out
+
+
+def _layout_paths(out: Path, split: str, item_id: str) -> dict[str, Path]:
+    return {
+        "combined": out / f"{split}_c" / "source" / f"{item_id}.png",
+        "sharp": out / f"{split}_c" / "target" / f"{item_id}.png",
+        "left": out / f"{split}_l" / "source" / f"{item_id}_L.png",
+        "right": out / f"{split}_r" / "source" / f"{item_id}_R.png",
+    }
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    import shutil
+
+    ours = [out / "synth.json"] + [out / f"{s}_{v}" for s in SPLITS for v in "clr"]
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a folder; choose another output folder")
+    present = [p for p in ours if p.exists()]
+    if present and not overwrite:
+        raise UsageError(f"{out}: already holds a data set ({present[0].name}); pass --overwrite or choose another folder")
+    for p in present:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def make_dataset(
+    out: str | Path,
+    images: str | Path | None = None,
+    depth: str | Path | None = None,
+    count: int = 100,
+    size: tuple[int, int] = (512, 384),
+    split: dict[str, int] | None = None,
+    params: SynthParams | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = False,
+):
+    """Write a synthetic dual-pixel data set in the DPDD layout plus ``synth.json``.
+
+    Args:
+        out: output root; ``{train,val,test}_c/{source,target}/<id>.png``,
+            ``_l/source/<id>_L.png``, ``_r/source/<id>_R.png`` (16-bit PNG).
+        images: folder of sharp images; None = scikit-image photographs (held-out
+            ones only in the test split) + procedural textures.
+        depth: folder of depth maps named like the images (``<stem>.npy|npz|pfm|png|tif``);
+            None = layered random planes.
+        count / split: total images (80/10/10) or explicit per-split counts.
+        size: (W, H) of every image. seed: everything is a function of (seed, item).
+        overwrite: replace an existing data set in ``out`` (only its own folders).
+
+    Returns:
+        ``(manifest, report)``: the dict written to ``synth.json`` and the
+        :class:`~dpdeblur.utils.batch.BatchReport` (exit code 1 if any item failed).
+    """
+    from dpdeblur import __version__
+    from dpdeblur.data import synth_sources as src
+    from dpdeblur.io.images import write_image
+    from dpdeblur.utils.atomic import atomic_write_text
+    from dpdeblur.utils.batch import ItemResult, run_batch
+
+    params = (params or SynthParams()).check()
+    split = split or parse_split(None, count)
+    out = Path(out)
+    if images is not None and not Path(images).is_dir():
+        raise UsageError(f"--images {images}: no such folder; give a folder of sharp images")
+    if depth is not None and images is None:
+        raise UsageError("--depth needs --images (depth maps are matched to images by file name)")
+    if depth is not None and not Path(depth).is_dir():
+        raise UsageError(f"--depth {depth}: no such folder; give a folder of depth maps named like the images")
+    user = src.folder_sources(images) if images is not None else None
+    procedural = src.procedural_sources(size)
+    pools = {
+        s: user or (src.bundled_sources(held_out=(s == "test")) + procedural) for s in SPLITS
+    }
+    _prepare_out(out, overwrite)
+
+    plan = [(s, i, k) for k, (s, i) in enumerate((s, i) for s in SPLITS for i in range(split[s]))]
+    records: list[dict] = []
+
+    def one(item) -> ItemResult:
+        s, i, k = item
+        rng = np.random.default_rng([seed, k])
+        pool = pools[s]
+        item_id = f"{s}{i:05d}"
+        rec = {"id": item_id, "split": s}
+        if depth is not None:
+            bg_src = pool[k % len(pool)]
+            dpath = _find_depth(Path(depth), Path(bg_src.name))
+            img = bg_src.load(rng)
+            dmap = read_depth(dpath)
+            ih, iw = img.shape[:2]
+            if abs(dmap.shape[1] / dmap.shape[0] - iw / ih) > 0.02 * iw / ih:
+                raise InputError(f"{dpath}: depth map {dmap.shape[1]}x{dmap.shape[0]} does not match the image's {iw}x{ih} shape")
+            import cv2
+
+            dmap = cv2.resize(dmap, (iw, ih), interpolation=cv2.INTER_NEAREST)
+            sharp, dmap = src.random_crop(img, size, rng, extra=dmap)
+            left, right, comb = synthesize_pair(sharp, dmap, params, rng, info=rec)
+            rec.update(source=bg_src.name, depth=str(dpath))
+        else:
+            bg_src = pool[k % len(pool)] if user else pool[int(rng.integers(len(pool)))]
+            n_fg = int(rng.integers(params.layers[0], params.layers[1] + 1)) - 1
+            fg_srcs = [pool[int(rng.integers(len(pool)))] for _ in range(n_fg)]
+            bg, _ = src.random_crop(bg_src.load(rng), size, rng)
+            fgs = [src.random_crop(f.load(rng), size, rng)[0] for f in fg_srcs]
+            sharp, left, right, comb = synthesize_layered(bg, fgs, params, rng, info=rec)
+            rec.update(source=bg_src.name, textures=[f.name for f in fg_srcs])
+        paths = _layout_paths(out, s, item_id)
+        for key, arr in (("sharp", sharp), ("combined", comb), ("left", left), ("right", right)):
+            write_image(paths[key], arr, bit_depth=16)
+        records.append(rec)
+        return ItemResult(item_id, outputs=[str(paths["combined"])])
+
+    report = run_batch(plan, one, label="synth", name=lambda it: f"{it[0]}{it[1]:05d}", progress=progress)
+    used = sorted({n for r in records for n in [r["source"], *r.get("textures", [])]})
+    licences = {x.name: x.licence for p in pools.values() for x in p}
+    manifest = {
+        "tool": f"dpdeblur {__version__} synth",
+        "seed": seed,
+        "size": list(size),
+        "counts": split,
+        "params": asdict(params),
+        "conventions": CONVENTIONS,
+        "layout": "DPDD: {split}_c/{source,target}/<id>.png, {split}_l/source/<id>_L.png, {split}_r/source/<id>_R.png; 16-bit PNG",
+        "mode": "depth maps" if depth is not None else "layered random planes",
+        "images": str(images) if images is not None else "default: scikit-image photographs + procedural textures",
+        "held_out": list(src.HELD_OUT) if images is None else [],
+        "sources": [{"name": n, "licence": licences.get(n, "unknown")} for n in used],
+        "ok": report.count("ok"),
+        "failed": [{"id": it.name, "error": it.error} for it in report.items if it.status == "failed"],
+        "items": sorted(records, key=lambda r: (SPLITS.index(r["split"]), r["id"])),
+    }
+    atomic_write_text(out / "synth.json", json.dumps(manifest, indent=1, default=float) + "\n")
+    return manifest, report
