@@ -118,7 +118,7 @@ def test_converges_on_one_dual_pixel_pair(tmp_path):
     cfg = resolve_config(dict(
         dataset="folder", sharp=str(tmp_path / "sharp"), left=str(tmp_path / "left"), right=str(tmp_path / "right"),
         model="dmtnet-t", model_config=dict(dim=48, blocks=1, heads=3, window=4), patch=32, batch_size=1,
-        lr=2e-3, schedule="cosine", lr_min=0.0, epochs=100, flips=False, log_every=25, progress=False, out=str(tmp_path / "run")))
+        lr=2e-3, schedule="cosine", lr_min=0.0, epochs=250, flips=False, log_every=25, progress=False, out=str(tmp_path / "run")))
     r = fit(cfg)
     from dpdeblur.metrics import psnr_np
     from dpdeblur.models import create_model
@@ -129,7 +129,7 @@ def test_converges_on_one_dual_pixel_pair(tmp_path):
         out = model(x)[0].permute(1, 2, 0).clamp(0, 1).numpy()
     p_in, p_out = psnr_np(comb, sharp), psnr_np(out, sharp)
     print(f"input {p_in:.2f} dB -> output {p_out:.2f} dB, losses {r.losses}")
-    assert p_out > p_in + 2, (p_in, p_out)
+    assert p_out > p_in + 5, (p_in, p_out)  # measured: 18.29 -> 27.16 dB
 
 
 def test_cli_done_when(dpdd, tmp_path):
@@ -159,7 +159,7 @@ def test_cli_done_when(dpdd, tmp_path):
     # data problems fail before training with exit 1, usage problems with 2
     r = CliRunner().invoke(app, ["train", "--dataset", "sdd", "--data-root", str(dpdd), "--out", str(tmp_path / "x")])
     assert r.exit_code == 1 and "folder not found" in r.output
-    r = CliRunner().invoke(app, ["train", "--dataset", "dpdd", "--data-root", str(dpdd), "--out", str(tmp_path / "y"), "--jdrl", "--patch", "32"])
+    r = CliRunner().invoke(app, ["train", "--dataset", "dpdd", "--data-root", str(dpdd), "--out", str(tmp_path / "y"), "--jdrl", "--patch", "32", "--batch-size", "2"])
     assert r.exit_code == 2 and "jdrl" in r.output
 
 
