@@ -81,7 +81,7 @@ def test_nonfinite_loss_skips_then_stops(dpdd, tmp_path, monkeypatch):
         return (loss * float("nan") if len(calls) in (2, 5, 6, 7) else loss), logs
 
     monkeypatch.setattr(criteria.PixelCriterion, "forward", sometimes_nan)
-    with pytest.raises(DpdeblurError, match="non-finite 3 steps in a row"):
+    with pytest.warns(UserWarning, match="step skipped"), pytest.raises(DpdeblurError, match="non-finite 3 steps in a row"):
         fit(cfg_for(dpdd, tmp_path, max_steps=10, max_nonfinite=3))
     events = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [e["in_a_row"] for e in events if e["event"] == "nonfinite"] == [1, 1, 2, 3]
