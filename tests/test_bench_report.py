@@ -48,7 +48,7 @@ def test_markdown_table():
 
 
 def test_parse_model_config():
-    from dpdeblur.cli.options import parse_model_config
+    from dpdeblur.models import parse_model_config
     from dpdeblur.errors import UsageError
 
     got = parse_model_config(["dim=12,blocks=1", "scales=(1, 2),image_residual=false,name=abc"])

@@ -12,6 +12,7 @@ _COMMANDS = (
     "split_dp",
     "bench",
     "synth",
+    "train",
 )
 
 for _mod in _COMMANDS:

@@ -34,7 +34,7 @@ def _sizes(values: List[str]) -> list[tuple[int, int]]:
 
 
 def _overrides(values: List[str] | None) -> dict:
-    from dpdeblur.cli.options import parse_model_config
+    from dpdeblur.models.registry import parse_model_config
 
     return parse_model_config(values)
 

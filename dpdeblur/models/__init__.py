@@ -8,8 +8,9 @@ from dpdeblur.models.registry import (
     create_model,
     get_card,
     list_models,
+    parse_model_config,
     register_model,
     resolve_weights,
 )
 
-__all__ = ["ModelCard", "create_model", "get_card", "list_models", "register_model", "resolve_weights"]
+__all__ = ["ModelCard", "create_model", "get_card", "list_models", "parse_model_config", "register_model", "resolve_weights"]

@@ -7,11 +7,12 @@ the network module only when a model is built.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 __all__ = [
     "ModelCard",
@@ -21,6 +22,7 @@ __all__ = [
     "create_model",
     "resolve_weights",
     "ASSETS_WEIGHTS_DIR",
+    "parse_model_config",
 ]
 
 #: Where bundled weights live in a source checkout / editable install.
@@ -198,3 +200,43 @@ def create_model(
 
         load_weights(model, weights, sha256=sha)
     return model
+
+
+def _value(text: str) -> Any:
+    t = text.strip()
+    if t.lower() in ("true", "false"):
+        return t.lower() == "true"
+    try:
+        return ast.literal_eval(t)
+    except (ValueError, SyntaxError):
+        return t
+
+
+def parse_model_config(values: "str | Iterable[str] | None") -> dict[str, Any]:
+    """``["dim=12,blocks=1", "scales=(1,2)"]`` -> ``{"dim": 12, "blocks": 1, "scales": (1, 2)}``.
+
+    Commas inside brackets do not split; values are Python literals (numbers,
+    tuples, booleans) or plain strings.
+    """
+    from dpdeblur.errors import UsageError
+
+    if isinstance(values, str):
+        values = [values]
+    out: dict[str, Any] = {}
+    for chunk in values or []:
+        parts, depth, cur = [], 0, ""
+        for ch in chunk:
+            depth += ch in "([{"
+            depth -= ch in ")]}"
+            if ch == "," and depth == 0:
+                parts.append(cur)
+                cur = ""
+            else:
+                cur += ch
+        parts.append(cur)
+        for p in filter(str.strip, parts):
+            if "=" not in p:
+                raise UsageError(f"--model-config {p!r}: expected KEY=VALUE, e.g. dim=12,blocks=1")
+            k, v = p.split("=", 1)
+            out[k.strip()] = _value(v)
+    return out

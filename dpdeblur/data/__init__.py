@@ -1,0 +1,34 @@
+"""Data sets for training and evaluation: layouts, checks, patches, cache, sampler.
+
+``find_pairs(dataset, root, split)`` lists the pairs of a split (:mod:`.sets` documents
+the layouts), ``check_fit`` / ``check_readable`` fail before training with the
+offending files listed, ``ImageSource`` + ``PatchDataset`` / ``FullImageDataset`` give
+batches as dicts (``input``, ``blur``, ``sharp``), ``ResumableSampler`` orders them.
+"""
+
+from dpdeblur.data.sets import DATASETS, ImageSet, Sample, check_fit, check_readable, find_pairs
+
+__all__ = [
+    "DATASETS",
+    "FullImageDataset",
+    "ImageSet",
+    "ImageSource",
+    "PatchDataset",
+    "ResumableSampler",
+    "Sample",
+    "check_fit",
+    "check_readable",
+    "find_pairs",
+]
+
+
+def __getattr__(name: str):  # torch-dependent parts load on first use
+    if name in ("ImageSource", "PatchDataset", "FullImageDataset"):
+        from dpdeblur.data import patches
+
+        return getattr(patches, name)
+    if name == "ResumableSampler":
+        from dpdeblur.data.sampler import ResumableSampler
+
+        return ResumableSampler
+    raise AttributeError(f"module 'dpdeblur.data' has no attribute {name!r}")

@@ -1,0 +1,83 @@
+"""Training criteria (the ``Criterion`` interface of INTERFACES.md) and their factory.
+
+A criterion is an ``nn.Module`` called as ``criterion(output, batch, epoch)`` and
+returning ``(loss, logs)``: ``output`` is the model's output (a tensor, or a list of
+stage images whose last element is the final image), ``batch`` the dict of tensors
+(``input``, ``blur``, ``sharp``...), ``epoch`` the 0-based epoch. A criterion may own
+parameters; the trainer optimises and checkpoints them with the model's.
+
+Family criteria (FCN's multi-stage ratio loss, JDRL) live in their own modules and
+are added with :func:`register_criterion`; ``jdrl=True`` wraps the chosen criterion in
+``dpdeblur.losses.jdrl.JDRLLoss``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from dpdeblur.errors import UsageError
+from dpdeblur.losses.pixel import get_pixel_loss
+
+__all__ = ["PixelCriterion", "final_image", "build_criterion", "register_criterion", "list_criteria", "DEFAULT_CRITERION"]
+
+#: Criterion used when none is named, per model family (anything else: charbonnier).
+DEFAULT_CRITERION: dict[str, str] = {"dmtnet": "charbonnier", "unet": "charbonnier", "fcn": "charbonnier"}
+
+_FACTORIES: dict[str, Callable[..., nn.Module]] = {}
+
+
+def final_image(output: Any) -> torch.Tensor:
+    """The final image of a model output: the tensor itself or the last of a list of stages."""
+    return output[-1] if isinstance(output, (list, tuple)) else output
+
+
+class PixelCriterion(nn.Module):
+    """Charbonnier (eps 1e-3) / L1 / MSE between the final image and ``batch["sharp"]``,
+    computed in float32 (safe under bf16 autocast). Logs nothing extra."""
+
+    def __init__(self, name: str = "charbonnier", eps: float = 1e-3) -> None:
+        super().__init__()
+        self.name = name
+        self.loss = get_pixel_loss(name, eps)
+
+    def forward(self, output, batch: dict, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.loss(final_image(output).float(), batch["sharp"].float()), {}
+
+
+def register_criterion(name: str, factory: Callable[..., nn.Module]) -> None:
+    """Add a criterion: ``factory(card, **kw) -> Criterion``."""
+    _FACTORIES[name.lower()] = factory
+
+
+def list_criteria() -> list[str]:
+    return list(_FACTORIES)
+
+
+for _name in ("charbonnier", "l1", "mse"):
+    register_criterion(_name, lambda card, _n=_name, eps=1e-3, **kw: PixelCriterion(_n, eps))
+
+
+def build_criterion(name: str | None, card, *, jdrl: bool = False, **kw: Any) -> nn.Module:
+    """Build the training criterion for a model.
+
+    Args:
+        name: a registered criterion (``charbonnier``, ``l1``, ``mse``...) or None for the
+            family's default (:data:`DEFAULT_CRITERION`).
+        card: the model's :class:`~dpdeblur.models.ModelCard`.
+        jdrl: wrap the criterion in JDRL (misaligned-pair training).
+        **kw: passed to the factory (e.g. ``eps``).
+    """
+    name = (name or DEFAULT_CRITERION.get(card.family, "charbonnier")).lower()
+    if name not in _FACTORIES:
+        raise UsageError(f"unknown loss {name!r}; choose one of {', '.join(_FACTORIES)}")
+    crit = _FACTORIES[name](card, **kw)
+    if jdrl:
+        try:
+            from dpdeblur.losses.jdrl import JDRLLoss
+        except ImportError:
+            raise UsageError("--jdrl needs dpdeblur.losses.jdrl, which this build does not include") from None
+        crit = JDRLLoss(base=crit)
+    return crit

@@ -1,0 +1,14 @@
+"""Image quality metrics: PSNR, SSIM, MAE on [0, 1] images (torch, any device; numpy wrappers)."""
+
+from dpdeblur.metrics.image import (
+    SSIM_WINDOWS,
+    compute_metrics,
+    mae,
+    mae_np,
+    psnr,
+    psnr_np,
+    ssim,
+    ssim_np,
+)
+
+__all__ = ["SSIM_WINDOWS", "compute_metrics", "mae", "mae_np", "psnr", "psnr_np", "ssim", "ssim_np"]

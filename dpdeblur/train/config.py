@@ -1,0 +1,179 @@
+"""Training configuration: defaults < recipe < config file (TOML/YAML) < flags.
+
+``RECIPES`` holds the papers' settings per family; ``--recipe paper`` picks the
+model family's (``RECIPE_FOR_FAMILY``), ``--jdrl`` picks the JDRL one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dpdeblur.models.registry import parse_model_config  # noqa: F401 (re-exported)
+from dpdeblur.errors import UsageError
+
+__all__ = ["TrainConfig", "RECIPES", "RECIPE_FOR_FAMILY", "resolve_config", "load_config_file", "parse_model_config"]
+
+# Where a paper is silent (batch size, cosine floor) the choice is ours; see train-readme.
+RECIPES: dict[str, dict[str, Any]] = {
+    "dmtnet": dict(  # DMTNet paper, section 4.1
+        optimizer="adam", betas=(0.9, 0.999), lr=1e-4, schedule="cosine", lr_min=1e-6, epochs=1000,
+        loss="charbonnier", patch=512, patch_mode="slide", overlap=0.6, flips=True, batch_size=4,
+    ),
+    "jdrl": dict(  # JDRL paper + public code (256 crops)
+        optimizer="adam", betas=(0.9, 0.999), lr=2e-5, schedule="step", step_epochs=60, gamma=0.5,
+        epochs=100, patch=256, patch_mode="crop", flips=True, batch_size=4,
+    ),
+    "fcn": dict(  # FCN paper
+        optimizer="adam", betas=(0.9, 0.999), lr=2e-4, schedule="step", step_epochs=200, gamma=0.5,
+        epochs=600, patch=256, patch_mode="crop", flips=True, batch_size=8,
+    ),
+}
+RECIPE_FOR_FAMILY = {"dmtnet": "dmtnet", "fcn": "fcn", "unet": "jdrl"}
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting (flag names: ``--batch-size`` for ``batch_size``...)."""
+
+    # data
+    dataset: str = "dpdd"
+    data_root: str | None = None
+    blur: str | None = None
+    sharp: str | None = None
+    left: str | None = None
+    right: str | None = None
+    cache: str | None = None
+    num_workers: int = 0
+    # model and loss
+    model: str = "dmtnet-b"
+    model_config: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None  # initial weights (fine-tuning)
+    recipe: str = "paper"
+    jdrl: bool = False
+    loss: str | None = None  # None: the family's default criterion
+    # optimisation
+    optimizer: str = "adam"
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    lr: float = 1e-4
+    schedule: str = "cosine"  # cosine | step | constant
+    lr_min: float = 1e-6
+    step_epochs: int = 60
+    gamma: float = 0.5
+    epochs: int = 1000
+    batch_size: int = 4
+    patch: int = 512
+    patch_mode: str = "slide"  # slide | crop
+    overlap: float = 0.6
+    flips: bool = True
+    drop_flat: float = 0.0
+    crops_per_image: int = 1
+    clip: float = 0.0  # gradient norm clip, 0 = off
+    ema: float = 0.0  # EMA decay, 0 = off
+    amp: bool = True  # bf16 autocast on CUDA
+    max_nonfinite: int = 5
+    # run
+    out: str = "runs/train"
+    seed: int = 0
+    device: str = "auto"
+    max_steps: int = 0  # 0 = run all epochs
+    val_every: int = 10  # epochs; 0 = only at the end
+    val_crop: int = 0
+    val_max: int = 0
+    ssim: str = "wang"
+    log_every: int = 10
+    save_every: int = 0  # steps; 0 = at each epoch end
+    progress: bool = True
+    tensorboard: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise UsageError(f"unknown training settings: {', '.join(unknown)}; see `dpdeblur train --help`")
+        d = dict(d)
+        if "betas" in d:
+            d["betas"] = tuple(float(b) for b in d["betas"])
+        return cls(**d)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Settings from a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file; keys as in
+    :class:`TrainConfig` (dashes allowed). A ``[model_config]`` table sets model overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: config file not found")
+    try:
+        if path.suffix.lower() == ".toml":
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                import tomli as tomllib
+            data = tomllib.loads(path.read_text())
+        elif path.suffix.lower() in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise UsageError(f"{path}: YAML configs need PyYAML (pip install pyyaml) or use TOML") from None
+            data = yaml.safe_load(path.read_text()) or {}
+        elif path.suffix.lower() == ".json":
+            data = json.loads(path.read_text())
+        else:
+            raise UsageError(f"{path}: config files are .toml, .yaml/.yml or .json")
+    except UsageError:
+        raise
+    except Exception as e:
+        raise UsageError(f"{path}: cannot parse config ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a table of settings")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = None) -> TrainConfig:
+    """Merge defaults, the recipe, a config file and explicit ``overrides`` (flags given)."""
+    file_vals = load_config_file(config_file) if config_file else {}
+    chosen = {**file_vals, **{k: v for k, v in overrides.items() if v is not None}}
+    model = chosen.get("model", TrainConfig.model)
+    from dpdeblur.models import get_card
+
+    family = get_card(model).family
+    recipe = chosen.get("recipe", "paper")
+    if chosen.get("jdrl"):
+        recipe = "jdrl" if recipe == "paper" else recipe
+    name = RECIPE_FOR_FAMILY.get(family, "dmtnet") if recipe == "paper" else recipe
+    if name not in RECIPES and name != "none":
+        raise UsageError(f"unknown recipe {recipe!r}; choose paper, none or one of {', '.join(RECIPES)}")
+    base = dict(RECIPES.get(name, {}))
+    cfg = TrainConfig.from_dict({**base, **chosen, "recipe": recipe})
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: TrainConfig) -> None:
+    from dpdeblur.metrics import SSIM_WINDOWS
+
+    if cfg.schedule not in ("cosine", "step", "constant"):
+        raise UsageError(f"unknown schedule {cfg.schedule!r}; choose cosine, step or constant")
+    if cfg.ssim not in SSIM_WINDOWS:
+        raise UsageError(f"unknown --ssim {cfg.ssim!r}; choose {' or '.join(SSIM_WINDOWS)}")
+    if cfg.optimizer.lower() not in ("adam", "adamw"):
+        raise UsageError(f"unknown optimizer {cfg.optimizer!r}; choose adam or adamw")
+    for k in ("batch_size", "patch", "epochs"):
+        if getattr(cfg, k) < 1:
+            raise UsageError(f"--{k.replace('_', '-')} must be at least 1")
+    if not 0 <= cfg.overlap < 1:
+        raise UsageError("--overlap must be in [0, 1)")
+    if not 0 <= cfg.drop_flat < 1:
+        raise UsageError("--drop-flat must be in [0, 1)")
+    if not 0 <= cfg.ema < 1:
+        raise UsageError("--ema must be a decay in [0, 1), e.g. 0.999")
