@@ -104,3 +104,12 @@ def test_shifted_window_mask_separates_regions():
     assert m.shape == (4, 16, 16)
     assert (m[0] == 0).all()  # the top-left window holds one region only
     assert (m[-1] != 0).any()  # the bottom-right window mixes wrapped regions
+
+
+def test_untrained_dmtnet_starts_near_identity():
+    """The up-sampling conv starts small, so an untrained model returns almost the mean view."""
+    model = create_model("dmtnet-t", **TINY).eval()
+    x = torch.rand(1, 6, 32, 32)
+    with torch.no_grad():
+        err = (model(x) - (x[:, :3] + x[:, 3:]) / 2).abs().mean()
+    assert err < 0.05

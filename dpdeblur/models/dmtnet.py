@@ -310,6 +310,10 @@ class Upsample(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(dim, out_channels * patch * patch, 3, padding=1)
         self.shuffle = nn.PixelShuffle(patch)
+        # small initial output: with the image residual, training starts near the identity
+        with torch.no_grad():
+            self.conv.weight.mul_(0.1)
+            self.conv.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shuffle(self.conv(x))
