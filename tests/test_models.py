@@ -108,8 +108,8 @@ def test_shifted_window_mask_separates_regions():
 
 def test_untrained_dmtnet_starts_near_identity():
     """The up-sampling conv starts small, so an untrained model returns almost the mean view."""
-    model = create_model("dmtnet-t", **TINY).eval()
+    model = create_model("dmtnet-t").eval()
     x = torch.rand(1, 6, 32, 32)
     with torch.no_grad():
         err = (model(x) - (x[:, :3] + x[:, 3:]) / 2).abs().mean()
-    assert err < 0.05
+    assert err < 0.02

@@ -312,7 +312,7 @@ class Upsample(nn.Module):
         self.shuffle = nn.PixelShuffle(patch)
         # small initial output: with the image residual, training starts near the identity
         with torch.no_grad():
-            self.conv.weight.mul_(0.1)
+            self.conv.weight.mul_(0.01)
             self.conv.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
