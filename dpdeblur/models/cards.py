@@ -78,3 +78,30 @@ register_model(
         ),
     )
 )
+
+JDRL_PAPER = "Li, Ren, Shu & Zuo, Learning Single Image Defocus Deblurring with Misaligned Training Pairs (AAAI 2023)"
+
+register_model(
+    ModelCard(
+        name="unet",
+        family="unet",
+        paper=JDRL_PAPER,
+        layout="rgb",
+        views=(),
+        multiple_of=16,
+        params=34515011,
+        macs=1879311974400,
+        paper_params=None,
+        paper_macs=None,
+        paper_metrics={"sdd_psnr": 24.62, "sdd_ssim": 0.758, "sdd_psnr_jdrl": 25.82, "sdd_ssim_jdrl": 0.783},
+        module="dpdeblur.models.unet",
+        builder="unet",
+        config={"base": 64, "depth": 5, "dropout": 0.4},
+        notes=(
+            "JDRL's baseline U-Net (supplement Table 6): 64-128-256-512-1024, two conv3x3+ReLU per level, "
+            "max-pool, dropout 0.4 at the two deepest levels, nearest upsample + conv3x3+ReLU, concat skip, "
+            "conv3x3 -> 3 + sigmoid. Paper metrics on SDD with deformed GT: sdd_* = plain training (UNet), "
+            "sdd_*_jdrl = trained with JDRL (UNet*, `train --jdrl`)."
+        ),
+    )
+)
