@@ -11,22 +11,8 @@ import torch
 
 from dpdeblur.errors import UsageError
 from dpdeblur.flow import calibration_mask, gaussian_blur, get_estimator, invert_flow, warp
+from dpdeblur.bench.synthetic import texture, zoom_shift_flow
 from dpdeblur.flow.align import align_pair, deformed_gt, load_flow, paired_folders, save_flow
-
-
-def texture(h, w, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    img = torch.zeros(1, 3, h, w)
-    for s in (1, 2, 4, 8, 16):
-        n = torch.rand(1, 3, h // s + 1, w // s + 1, generator=g)
-        img += torch.nn.functional.interpolate(n, size=(h, w), mode="bicubic", align_corners=False)
-    img = img - img.amin()
-    return img / img.amax()
-
-
-def zoom_shift_flow(h, w, zoom=0.01, dx=0.37, dy=-0.61):
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
-    return torch.stack([zoom * (xs - (w - 1) / 2) + dx, zoom * (ys - (h - 1) / 2) + dy])[None]
 
 
 def test_warp_integer_shift_and_border():
