@@ -1,0 +1,1 @@
+"""Benchmark and evidence scripts (``python -m dpdeblur.bench.<name>``)."""

@@ -13,6 +13,7 @@ _COMMANDS = (
     "bench",
     "synth",
     "train",
+    "align",
 )
 
 for _mod in _COMMANDS:

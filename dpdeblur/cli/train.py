@@ -27,6 +27,8 @@ def train_cmd(
     weights: Optional[Path] = _O(None, "--weights", help="Start from these weights (fine-tuning)."),
     recipe: Optional[str] = _O(None, "--recipe", help="paper (the model family's) | dmtnet | jdrl | fcn | none."),
     jdrl: bool = _O(False, "--jdrl", help="JDRL training for misaligned pairs (its recipe and criterion)."),
+    jdrl_warmup: Optional[int] = _O(None, "--jdrl-warmup", help="JDRL: epochs with flow between GT and blurry input (default 15)."),
+    flow_cache: Optional[Path] = _O(None, "--flow-cache", help="JDRL: a `dpdeblur align --out` folder whose flows seed the warm-up."),
     config: Optional[Path] = _O(None, "--config", help="TOML/YAML file of settings (flags win)."),
     out: Optional[Path] = _O(None, "--out", help="Run folder for checkpoints and logs."),
     resume: bool = _O(False, "--resume", help="Continue the run in --out exactly where it stopped."),
@@ -77,6 +79,7 @@ def train_cmd(
     flags = dict(
         dataset=dataset, data_root=s(data_root), blur=s(blur), sharp=s(sharp),
         left=s(left), right=s(right), model=model, weights=s(weights), recipe=recipe, jdrl=jdrl or None,
+        jdrl_warmup=jdrl_warmup, flow_cache=s(flow_cache),
         out=s(out), epochs=epochs, lr=lr, batch_size=batch_size, patch=patch, patch_mode=patch_mode, overlap=overlap,
         flips=flips, drop_flat=drop_flat, schedule=schedule, loss=loss, cache=s(cache), num_workers=workers,
         val_every=val_every, val_crop=val_crop, ssim=ssim, ema=ema, clip=clip, max_nonfinite=max_nonfinite, amp=amp,

@@ -158,6 +158,9 @@ class PatchDataset(Dataset):
         source: the images.
         views: the model's view order (``card.views``); empty for rgb models.
         patch, mode, overlap, flips, drop_flat, crops_per_image: see the module docstring.
+        flow_dir: a ``dpdeblur align --out`` folder; its ``flow/<id>.npy`` (flow on the blurry
+            image's grid into the sharp image, in pixels) is cropped and flipped with the
+            images and given as ``flow_init`` :math:`(2, p, p)` (JDRL's warm-up).
     """
 
     def __init__(
@@ -170,6 +173,7 @@ class PatchDataset(Dataset):
         flips: bool = True,
         drop_flat: float = 0.0,
         crops_per_image: int = 1,
+        flow_dir: str | Path | None = None,
     ) -> None:
         if mode not in ("slide", "crop"):
             raise ValueError(f"patch mode must be 'slide' or 'crop', got {mode!r}")
@@ -179,6 +183,16 @@ class PatchDataset(Dataset):
         self.windows: list[tuple[int, int, int]] = []
         if mode == "slide":
             self.windows = self._slide_windows(overlap, drop_flat)
+        self.flows: list[Path] | None = None
+        if flow_dir is not None:
+            self.flows = [Path(flow_dir) / "flow" / f"{s.id}.npy" for s in source.images.samples]
+            missing = [str(f) for f, sz in zip(self.flows, self.sizes) if not f.is_file()]
+            if missing:
+                from dpdeblur.data.sets import _few
+                from dpdeblur.errors import DataError
+
+                raise DataError(f"--flow-cache {flow_dir}: no flow for {len(missing)} pairs ({_few(missing)}); "
+                                "run `dpdeblur align` on this data set first")
 
     def _slide_windows(self, overlap: float, drop_flat: float) -> list[tuple[int, int, int]]:
         p = self.patch
@@ -221,7 +235,27 @@ class PatchDataset(Dataset):
             a = a[:, ::-1]
         if vflip:
             a = a[::-1]
-        return _to_item(a, self.source.planes, self.views, swap=hflip)
+        item = _to_item(a, self.source.planes, self.views, swap=hflip)
+        if self.flows is not None:
+            item["flow_init"] = self._flow(i, y, x, hflip, vflip)
+        return item
+
+    def _flow(self, i: int, y: int, x: int, hflip: bool, vflip: bool) -> torch.Tensor:
+        """Crop of the cached flow, transformed like the images (a flip mirrors the
+        field and negates its component along the flipped axis)."""
+        from dpdeblur.flow.align import load_flow
+
+        p = self.patch
+        f = np.array(load_flow(self.flows[i], mmap=True)[:, y : y + p, x : x + p], dtype=np.float32)
+        if f.shape[1:] != (p, p):
+            from dpdeblur.errors import DataError
+
+            raise DataError(f"{self.flows[i]}: flow is {f.shape[1:]}, smaller than the image; re-run `dpdeblur align`")
+        if hflip:
+            f = f[:, :, ::-1] * np.array([-1, 1], np.float32)[:, None, None]
+        if vflip:
+            f = f[:, ::-1] * np.array([1, -1], np.float32)[:, None, None]
+        return torch.from_numpy(np.ascontiguousarray(f))
 
 
 class FullImageDataset(Dataset):

@@ -24,7 +24,7 @@ from dpdeblur.losses.pixel import get_pixel_loss
 __all__ = ["PixelCriterion", "final_image", "build_criterion", "register_criterion", "list_criteria", "DEFAULT_CRITERION"]
 
 #: Criterion used when none is named, per model family (anything else: charbonnier).
-DEFAULT_CRITERION: dict[str, str] = {"dmtnet": "charbonnier", "unet": "charbonnier", "fcn": "charbonnier"}
+DEFAULT_CRITERION: dict[str, str] = {"dmtnet": "charbonnier", "unet": "charbonnier", "fcn": "fcn"}
 
 _FACTORIES: dict[str, Callable[..., nn.Module]] = {}
 
@@ -60,14 +60,29 @@ for _name in ("charbonnier", "l1", "mse"):
     register_criterion(_name, lambda card, _n=_name, eps=1e-3, **kw: PixelCriterion(_n, eps))
 
 
-def build_criterion(name: str | None, card, *, jdrl: bool = False, **kw: Any) -> nn.Module:
+def _fcn_ratio_loss(card, eps: float = 1e-3, **kw) -> nn.Module:
+    from dpdeblur.losses.fcn import MultiStageRatioLoss
+
+    return MultiStageRatioLoss(n_stages=int(card.config.get("stages", 4)), eps=eps)
+
+
+register_criterion("fcn", _fcn_ratio_loss)
+
+
+def build_criterion(
+    name: str | None, card, *, jdrl: bool = False, jdrl_warmup: int = 15, **kw: Any
+) -> nn.Module:
     """Build the training criterion for a model.
 
     Args:
         name: a registered criterion (``charbonnier``, ``l1``, ``mse``...) or None for the
             family's default (:data:`DEFAULT_CRITERION`).
         card: the model's :class:`~dpdeblur.models.ModelCard`.
-        jdrl: wrap the criterion in JDRL (misaligned-pair training).
+        jdrl: wrap the criterion in JDRL (misaligned-pair training): the criterion's
+            pixel term becomes ``L_d + 0.5 L_r`` (bi-directional flow deformation plus
+            the reblurring loss); FCN's ratios then weigh the per-stage JDRL terms.
+        jdrl_warmup: epochs during which JDRL takes its flow between ground truth and
+            the blurry input (``batch["flow_init"]`` from ``dpdeblur align`` when present).
         **kw: passed to the factory (e.g. ``eps``).
     """
     name = (name or DEFAULT_CRITERION.get(card.family, "charbonnier")).lower()
@@ -75,9 +90,7 @@ def build_criterion(name: str | None, card, *, jdrl: bool = False, **kw: Any) ->
         raise UsageError(f"unknown loss {name!r}; choose one of {', '.join(_FACTORIES)}")
     crit = _FACTORIES[name](card, **kw)
     if jdrl:
-        try:
-            from dpdeblur.losses.jdrl import JDRLLoss
-        except ImportError:
-            raise UsageError("--jdrl needs dpdeblur.losses.jdrl, which this build does not include") from None
-        crit = JDRLLoss(base=crit)
+        from dpdeblur.losses.jdrl import JDRLLoss
+
+        crit = JDRLLoss(base=crit, warmup_epochs=jdrl_warmup)
     return crit

@@ -47,3 +47,61 @@ for name, nd, params, macs, pp, pm, psnr, ssim, mae in _DMTNET:
             notes=_DMTNET_NOTES,
         )
     )
+
+FCN_PAPER = "Zhang, Wang, Dong & Zeng, A feature catcher with excellent deblurring effects (ICBDT 2022)"
+
+register_model(
+    ModelCard(
+        name="fcn",
+        family="fcn",
+        paper=FCN_PAPER,
+        layout="rgb",
+        views=(),
+        multiple_of=16,
+        params=20309036,
+        macs=10836209664000,
+        paper_params=20309000,
+        paper_macs=None,
+        paper_metrics={"gopro_psnr": 33.32, "gopro_ssim": 0.972, "hide_psnr": 32.04, "hide_ssim": 0.966},
+        module="dpdeblur.models.fcn",
+        builder="fcn",
+        config={"dim": 96, "n_pb": 2, "n_efem": 5, "n_rim": 4, "groups": 8},
+        notes=(
+            "Four stages on 8/4/2/1 patches (grids 2x4, 2x2, 2x1, 1x1); returns the 4 stage images, "
+            "the last is final. PB = conv3x3 + 2 SELU blocks; query-key: 8 sigmoid query maps from a "
+            "1/4-scale encoder (+ global mean) weigh 8 key groups; local catcher = 3-level U-Net "
+            "(96/192/384 ch) of 5 EFEMs per level (LayerNorm, 1x1 narrow to half, 3x3, 1x1 back); "
+            "MSAM gates the previous stage's features in and emits image + features; RIM fuses stage-3 "
+            "features, stage-2 features and an encoder/decoder of the blurry input. Image residual "
+            "outputs. Block counts chosen to match the paper's 20.309M parameters. Paper metrics: "
+            "GoPro / HIDE as published (trained on GoPro only)."
+        ),
+    )
+)
+
+JDRL_PAPER = "Li, Ren, Shu & Zuo, Learning Single Image Defocus Deblurring with Misaligned Training Pairs (AAAI 2023)"
+
+register_model(
+    ModelCard(
+        name="unet",
+        family="unet",
+        paper=JDRL_PAPER,
+        layout="rgb",
+        views=(),
+        multiple_of=16,
+        params=34515011,
+        macs=1879311974400,
+        paper_params=None,
+        paper_macs=None,
+        paper_metrics={"sdd_psnr": 24.62, "sdd_ssim": 0.758, "sdd_psnr_jdrl": 25.82, "sdd_ssim_jdrl": 0.783},
+        module="dpdeblur.models.unet",
+        builder="unet",
+        config={"base": 64, "depth": 5, "dropout": 0.4},
+        notes=(
+            "JDRL's baseline U-Net (supplement Table 6): 64-128-256-512-1024, two conv3x3+ReLU per level, "
+            "max-pool, dropout 0.4 at the two deepest levels, nearest upsample + conv3x3+ReLU, concat skip, "
+            "conv3x3 -> 3 + sigmoid. Paper metrics on SDD with deformed GT: sdd_* = plain training (UNet), "
+            "sdd_*_jdrl = trained with JDRL (UNet*, `train --jdrl`)."
+        ),
+    )
+)

@@ -54,6 +54,8 @@ class TrainConfig:
     weights: str | None = None  # initial weights (fine-tuning)
     recipe: str = "paper"
     jdrl: bool = False
+    jdrl_warmup: int = 15  # epochs with flow between GT and blurry input
+    flow_cache: str | None = None  # `dpdeblur align --out` folder: flow/<id>.npy for the JDRL warm-up
     loss: str | None = None  # None: the family's default criterion
     # optimisation
     optimizer: str = "adam"

@@ -116,7 +116,8 @@ def build_data(cfg: TrainConfig, card, env: DistEnv = DistEnv()):
     def sources():  # rank 0 builds the cache, the others then open it
         src = ImageSource(train, cache / "train" if cache else None)
         vsrc = ImageSource(val, cache / split if cache else None) if val is not None else None
-        ds = PatchDataset(src, views, cfg.patch, cfg.patch_mode, cfg.overlap, cfg.flips, cfg.drop_flat, cfg.crops_per_image)
+        ds = PatchDataset(src, views, cfg.patch, cfg.patch_mode, cfg.overlap, cfg.flips, cfg.drop_flat, cfg.crops_per_image,
+                          flow_dir=cfg.flow_cache)
         vds = FullImageDataset(vsrc, views, cfg.val_crop) if vsrc is not None else None
         return ds, vds
 
@@ -251,7 +252,7 @@ def fit(cfg: TrainConfig, resume: bool = False) -> RunResult:
     end = min(total, cfg.max_steps) if cfg.max_steps else total
 
     model = create_model(cfg.model, weights=cfg.weights, **cfg.model_config).to(device)
-    criterion = build_criterion(cfg.loss, card, jdrl=cfg.jdrl).to(device)
+    criterion = build_criterion(cfg.loss, card, jdrl=cfg.jdrl, jdrl_warmup=cfg.jdrl_warmup).to(device)
     params = [p for p in list(model.parameters()) + list(criterion.parameters()) if p.requires_grad]
     opt_cls = torch.optim.AdamW if cfg.optimizer.lower() == "adamw" else torch.optim.Adam
     opt = opt_cls(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)

@@ -1,0 +1,9 @@
+"""Optical flow: estimators (OpenCV DIS, learned), warping, calibration masks, alignment."""
+
+from dpdeblur.flow.estimators import DISFlow, FlowEstimator, TorchFlowEstimator, gaussian_blur, get_estimator, register_estimator
+from dpdeblur.flow.warp import calibration_mask, inside_mask, invert_flow, warp
+
+__all__ = [
+    "FlowEstimator", "DISFlow", "TorchFlowEstimator", "get_estimator", "register_estimator",
+    "gaussian_blur", "warp", "calibration_mask", "inside_mask", "invert_flow",
+]

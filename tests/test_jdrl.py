@@ -1,0 +1,147 @@
+"""JDRL: U-Net card, reblurring network properties, JDRLLoss behaviour."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from dpdeblur.flow.estimators import FlowEstimator
+from dpdeblur.flow.warp import warp
+from dpdeblur.losses.fcn import MultiStageRatioLoss
+from dpdeblur.losses.jdrl import JDRLLoss
+from dpdeblur.losses.pixel import charbonnier
+from dpdeblur.models import create_model, get_card
+from dpdeblur.models.jdrl import ReblurNet, isotropic_kernels
+
+
+def test_unet_card_and_counts():
+    card = get_card("unet")
+    assert card.layout == "rgb" and card.in_channels == 3
+    assert card.paper_metrics["sdd_psnr"] == pytest.approx(24.62)
+    assert card.paper_metrics["sdd_psnr_jdrl"] == pytest.approx(25.82)
+    model = create_model("unet", device="meta")
+    assert sum(p.numel() for p in model.parameters()) == card.params
+    widths = [m[0].out_channels for m in model.enc]
+    assert widths == [64, 128, 256, 512, 1024]
+    with FlopCounterMode(display=False) as fc:
+        model(torch.empty(1, 3, 1120, 1680, device="meta"))
+    assert fc.get_total_flops() // 2 == card.macs
+
+
+@pytest.mark.parametrize("size", [(16, 16), (21, 35)])
+def test_unet_any_size_sigmoid_and_dropout(size):
+    model = create_model("unet", base=4, depth=3)
+    x = torch.rand(2, 3, *size)
+    y = model(x)
+    assert y.shape == (2, 3, *size) and y.min() >= 0 and y.max() <= 1
+    model.eval()
+    assert torch.equal(model(x), model(x))  # dropout off in eval
+
+
+def test_kernels_isotropic_normalised_and_bounded():
+    seeds = torch.randn(2, 35, 3, 4)
+    ks = isotropic_kernels(seeds)
+    assert [k.shape[-1] for k in ks] == [3, 5, 7, 9, 11, 13, 15]
+    for k in ks:
+        assert torch.allclose(k.sum(dim=(-1, -2)), torch.ones(2, 3, 4), atol=1e-5)
+        assert (k >= 0).all()
+        for t in (torch.rot90(k, 1, (-2, -1)), torch.rot90(k, 2, (-2, -1)), k.flip(-1), k.flip(-2), k.transpose(-1, -2)):
+            assert torch.allclose(t, k, atol=1e-7)
+    k15 = ks[-1]
+    assert (k15[..., 0, 0] == 0).all()  # corner beyond radius 7
+    assert (k15[..., 0, 7] > 0).all()  # edge midpoint at radius 7
+    assert (ks[0][..., 0, 0] == 0).all()  # 3x3: corners at sqrt(2) > 1
+
+
+def test_blur_stack_equals_explicit_per_pixel_convolution():
+    net = ReblurNet(channels=4)
+    img, seeds = torch.rand(1, 3, 9, 11), torch.randn(1, 35, 9, 11)
+    stack = net.blur_stack(img, seeds)
+    for i, k in zip(range(2, 9), isotropic_kernels(seeds)):
+        ks, p = 2 * i - 1, i - 1
+        u = F.unfold(F.pad(img, (p, p, p, p), mode="replicate"), ks).view(1, 3, ks * ks, 9, 11)
+        ref = torch.einsum("bcnhw,bhwn->bchw", u, k.reshape(1, 9, 11, ks * ks))
+        assert torch.allclose(stack[:, i - 2], ref, atol=1e-5)
+
+
+def test_reblur_keeps_constant_image_and_trains():
+    net = ReblurNet(channels=8)
+    const = torch.full((2, 3, 12, 14), 0.3)
+    const[1] = 0.7
+    out = net(const, torch.rand(2, 3, 12, 14))
+    assert torch.allclose(out, const, atol=1e-6)
+    x = torch.rand(1, 3, 12, 14, requires_grad=True)
+    net(x, torch.rand(1, 3, 12, 14)).mean().backward()
+    assert x.grad is not None and all(p.grad is not None for p in net.parameters())
+    # dtype/device follow the input (no CPU-pinned buffers)
+    assert net.double()(x.double(), x.double()).dtype == torch.float64
+
+
+class ConstantFlow(FlowEstimator):
+    """Exact flows for a known integer shift: ref(p) = mov(p + d)."""
+
+    def __init__(self, d):
+        self.d, self.calls = d, []
+
+    def estimate(self, ref, mov):
+        self.calls.append((ref, mov))
+        f = torch.zeros(ref.shape[0], 2, *ref.shape[-2:])
+        sign = 1 if len(self.calls) % 2 == 1 else -1  # (out, sharp) then (sharp, out)
+        f[:, 0] = sign * self.d
+        return f
+
+
+def _pair(shift=2):
+    blur = torch.rand(2, 3, 24, 24)
+    sharp = torch.roll(blur, shifts=shift, dims=-1)  # blur(p) = sharp(p + shift)
+    return blur, sharp
+
+
+def test_deblur_loss_tolerates_misalignment():
+    blur, sharp = _pair(2)
+    crit = JDRLLoss(estimator=ConstantFlow(2.0), warmup_epochs=0, reblur=ReblurNet(channels=4))
+    out = blur.clone().requires_grad_(True)  # an output aligned with its input
+    f, g = crit.flows(out.detach(), {"sharp": sharp, "blur": blur}, epoch=5)
+    assert torch.allclose(f[:, 0], torch.full_like(f[:, 0], 2.0)) and torch.allclose(g[:, 0], torch.full_like(g[:, 0], -2.0))
+    loss, logs = crit(out, {"sharp": sharp, "blur": blur, "input": blur}, epoch=5)
+    # the deformed GT matches the aligned output: L_d is at Charbonnier's floor (2 * eps) inside the mask
+    assert logs["L_d"] < 2e-3 + 1e-4
+    assert charbonnier(out, sharp).item() > 0.1
+    assert 0.85 < logs["mask"] <= 1 and logs["flow"] == pytest.approx(2.0) and logs["warmup"] == 0.0
+    loss.backward()
+    assert out.grad is not None and out.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in crit.reblur.parameters())
+
+
+def test_warmup_uses_blurry_input_then_output():
+    blur, sharp = _pair(2)
+    est = ConstantFlow(2.0)
+    crit = JDRLLoss(estimator=est, warmup_epochs=15, reblur=ReblurNet(channels=4))
+    out = torch.rand_like(blur)
+    crit(out, {"sharp": sharp, "blur": blur}, epoch=0)
+    assert est.calls[0][0] is not out and torch.equal(est.calls[0][0], blur)  # warm-up: GT <-> blurry input
+    est.calls.clear()
+    crit(out, {"sharp": sharp, "blur": blur}, epoch=15)
+    assert torch.equal(est.calls[0][0], out)  # afterwards: GT <-> output
+    # a cached flow skips the estimator during warm-up; its inverse is used the other way
+    est.calls.clear()
+    init = torch.zeros(2, 2, 24, 24)
+    init[:, 0] = 2.0
+    _, logs = crit(out, {"sharp": sharp, "blur": blur, "flow_init": init}, epoch=3)
+    assert est.calls == [] and logs["flow"] == pytest.approx(2.0) and logs["warmup"] == 1.0
+    with pytest.raises(ValueError, match="flow_init"):
+        crit(out, {"sharp": sharp, "blur": blur, "flow_init": init[:, :, :10]}, epoch=3)
+
+
+def test_multi_stage_output_with_ratio_base_and_dual_pixel_batch():
+    blur, sharp = _pair(1)
+    base = MultiStageRatioLoss(4)
+    crit = JDRLLoss(base=base, estimator=ConstantFlow(1.0), warmup_epochs=15, reblur=ReblurNet(channels=4))
+    outs = [torch.rand_like(blur, requires_grad=True) for _ in range(4)]
+    batch = {"input": torch.cat([blur, blur], 1), "blur": blur, "sharp": sharp}  # dp: 6-channel input
+    loss, logs = crit(outs, batch, epoch=0)
+    assert {"r0", "r3", "L_d", "L_r", "mask"} <= set(logs)
+    loss.backward()
+    assert base.logits.grad is not None and all(o.grad is not None for o in outs)
+    keys = crit.state_dict().keys()
+    assert "base.logits" in keys and any(k.startswith("reblur.kpn") for k in keys)
