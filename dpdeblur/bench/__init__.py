@@ -1,0 +1,1 @@
+"""Benchmark scripts (``python -m dpdeblur.bench.<name>``); measurements, not tests."""
