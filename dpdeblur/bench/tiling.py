@@ -47,8 +47,26 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
+def _selection_outputs(model):
+    """Forward hooks collecting, per pooling module, its outputs (DMSSRM: the scale weights alpha)."""
+    from dpdeblur.inference.tiling import pooled_modules
+
+    seen: dict[int, list[torch.Tensor]] = {}
+
+    def hook(mod, args, out):
+        seen.setdefault(id(mod), []).extend(out.detach().flatten(1).float())
+
+    return seen, [m.register_forward_hook(hook) for m in pooled_modules(model)]
+
+
+def _alpha_dev(seen, ref, n_tiles) -> float:
+    """Max |alpha_tile - alpha_image| over the last ``n_tiles`` outputs (the final pass) of every module."""
+    devs = [float((a - ref[k][0]).abs().max()) for k in ref for a in seen.get(k, [])[-n_tiles:]]
+    return max(devs) if devs else float("nan")
+
+
 def main(argv=None) -> None:
-    from dpdeblur.inference.tiling import TileSettings, pooled_modules, tiled_forward
+    from dpdeblur.inference.tiling import TileSettings, pooled_modules, tile_starts, tiled_forward
     from dpdeblur.models import create_model, get_card, list_models, resolve_weights
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,29 +77,38 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     img = natural_image()
-    rows = []
-    print(f"{'model':10s} {'weights':8s} {'whole s':>8s} {'tiled s':>8s} {'PSNR no-stats':>14s} {'PSNR stats':>11s} {'PSNR stats x2':>14s} {'max|d| stats':>13s}", flush=True)
+    head = ("model", "weights", "whole s", "tiled s", "PSNR off", "PSNR on", "PSNR on x2", "alpha off", "alpha on")
+    print("{:10s} {:8s} {:>8s} {:>8s} {:>9s} {:>8s} {:>10s} {:>9s} {:>8s}".format(*head), flush=True)
+    print("(PSNR of tiled vs whole-image output, dB; alpha = max |tile - image| of the pooled selection weights;"
+          " off/on = global statistics remedy)", flush=True)
     for name in args.models.split(","):
         card = get_card(name)
         torch.manual_seed(0)
         w = resolve_weights(card)
         model = create_model(name, weights=w).eval()
         x = model_input(card, img)
+        seen, hooks = _selection_outputs(model)
         t0 = time.perf_counter()
         whole = tiled_forward(model, x, TileSettings(tile=0))
         t_whole = time.perf_counter() - t0
+        ref = {k: list(v) for k, v in seen.items()}
+        th = min(args.tile, x.shape[-2]); tw = min(args.tile, x.shape[-1])
+        n_tiles = len(tile_starts(x.shape[-2], th, args.overlap)) * len(tile_starts(x.shape[-1], tw, args.overlap))
         res = {}
         for key, kw in [("off", dict(global_stats=False)), ("on", {}), ("on2", dict(stats_passes=2))]:
             if key != "off" and not pooled_modules(model):
                 res[key] = res["off"]
                 continue
+            seen.clear()
             t0 = time.perf_counter()
             out = tiled_forward(model, x, TileSettings(tile=args.tile, overlap=args.overlap, **kw))
-            res[key] = (out, time.perf_counter() - t0)
-        row = (name, "bundled" if w else "random", t_whole, res["off"][1], psnr(res["off"][0], whole),
-               psnr(res["on"][0], whole), psnr(res["on2"][0], whole), float((res["on"][0] - whole).abs().max()))
-        rows.append(row)
-        print(f"{row[0]:10s} {row[1]:8s} {row[2]:8.1f} {row[3]:8.1f} {row[4]:14.2f} {row[5]:11.2f} {row[6]:14.2f} {row[7]:13.4f}", flush=True)
+            dt = time.perf_counter() - t0
+            res[key] = (out, dt, _alpha_dev(seen, ref, n_tiles))
+        for h in hooks:
+            h.remove()
+        print("{:10s} {:8s} {:8.1f} {:8.1f} {:9.2f} {:8.2f} {:10.2f} {:9.4f} {:8.4f}".format(
+            name, "bundled" if w else "random", t_whole, res["off"][1], psnr(res["off"][0], whole),
+            psnr(res["on"][0], whole), psnr(res["on2"][0], whole), res["off"][2], res["on"][2]), flush=True)
 
 
 if __name__ == "__main__":

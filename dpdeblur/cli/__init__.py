@@ -9,6 +9,7 @@ from dpdeblur.cli.app import app
 # One module per command; each registers itself on ``app`` when imported.
 _COMMANDS = (
     "models",
+    "deblur",
 )
 
 for _mod in _COMMANDS:
