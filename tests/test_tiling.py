@@ -138,3 +138,37 @@ def test_global_stats_remedy_matches_whole_image_pooling():
     h.remove()
     assert seen[-1] is not None and torch.allclose(seen[-1], img_pooled[:1], atol=5e-3)
     assert mods[0].pooled_override is None  # cleaned up
+
+
+class OOMAbove(ConvNet):
+    """Raises CUDA-style out-of-memory for inputs larger than 64 px."""
+
+    def forward_padded(self, x):
+        if max(x.shape[-2:]) > 64:
+            raise torch.OutOfMemoryError("fake")
+        return super().forward_padded(x)
+
+
+def test_out_of_memory_halves_tile_once():
+    torch.manual_seed(0)
+    net = OOMAbove().eval()
+    x = torch.rand(1, 3, 100, 140)
+    msgs = []
+    out = tiled_forward(net, x, TileSettings(tile=256, overlap=32, min_tile=32), warn=msgs.append)
+    assert len(msgs) == 1 and "tile reduced to" in msgs[0]
+    with torch.inference_mode():
+        assert (out - ConvNet.forward_padded(net, x)[-1]).abs().max() < 1e-5
+
+
+def test_tiles_on_dmtnet_window_grid_match_whole_image():
+    """DMTNet's tile_align: window-aligned tiles reproduce the whole image (transformer part)."""
+    torch.manual_seed(0)
+    model = tiny("dmtnet-t")
+    assert model.tile_align == 28
+    x = torch.rand(1, 6, 120, 232)
+    with torch.inference_mode():
+        whole = model(x)
+    out = tiled_forward(model, x, TileSettings(tile=112, overlap=48))
+    model.tile_align = 1
+    unaligned = tiled_forward(model, x, TileSettings(tile=112, overlap=48))
+    assert (out - whole).abs().max() < 0.1 * (unaligned - whole).abs().max()

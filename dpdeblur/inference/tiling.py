@@ -62,11 +62,12 @@ def _round_up(x: int, m: int) -> int:
     return -(-x // m) * m
 
 
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Starts of equal tiles covering ``[0, size)``; the last start is clamped to ``size - tile``."""
+def tile_starts(size: int, tile: int, overlap: int, align: int = 1) -> list[int]:
+    """Starts of equal tiles covering ``[0, size)``, multiples of ``align`` except the last,
+    which is clamped to ``size - tile``."""
     if tile >= size:
         return [0]
-    stride = max(1, tile - overlap)
+    stride = max(align, (tile - overlap) // align * align)
     starts = list(range(0, size - tile, stride))
     starts.append(size - tile)
     return starts
@@ -112,12 +113,41 @@ def _last(out):
     return out[-1] if isinstance(out, (list, tuple)) else out
 
 
-def _tile_grid(hp: int, wp: int, tile: int, overlap: int, mult: int):
-    th, tw = (min(tile, hp), min(tile, wp)) if tile > 0 else (hp, wp)
-    th, tw = max(mult, th - th % mult), max(mult, tw - tw % mult)
+def _tile_grid(h: int, w: int, tile: int, overlap: int, mult: int, align: int):
+    """Tile shape, starts and the padded size they cover.
+
+    The image is (virtually) padded to a multiple of ``mult``. Starts are multiples
+    of ``align`` (the model's ``tile_align``: e.g. DMTNet's attention-window grid),
+    and so is the clamped last start: the tile shrinks (by less than ``align``) to
+    fit, or, if that would more than halve it, the image is padded further.
+    """
+    grid = []
     ov = _round_up(overlap, mult)
-    ys, xs = tile_starts(hp, th, ov), tile_starts(wp, tw, ov)
+    for n in (h, w):
+        npad = _round_up(n, mult)
+        t = min(tile, npad) if tile > 0 else npad
+        t = max(mult, t - t % mult)
+        a = align if t - ov >= align else mult  # tiles too small for the grid: no alignment
+        if t < npad:
+            fit = npad - _round_up(npad - t, a)
+            if fit >= max(t // 2, ov + a, mult):
+                t = fit
+            else:
+                npad += (-(npad - t)) % a
+        grid.append((npad, t, tile_starts(npad, t, ov, a)))
+    (hp, th, ys), (wp, tw, xs) = grid
     return th, tw, [(i, j) for i in range(len(ys)) for j in range(len(xs))], ys, xs
+
+
+def _crop(x: torch.Tensor, y0: int, x0: int, th: int, tw: int) -> torch.Tensor:
+    """``x[..., y0:y0+th, x0:x0+tw]``, reflect-padded where it passes the image border (no full-image copy)."""
+    h, w = x.shape[-2:]
+    c = x[..., y0 : min(y0 + th, h), x0 : min(x0 + tw, w)]
+    ph, pw = th - c.shape[-2], tw - c.shape[-1]
+    if ph or pw:
+        mode = "reflect" if ph < c.shape[-2] and pw < c.shape[-1] else "replicate"
+        c = F.pad(c, (0, pw, 0, ph), mode=mode)
+    return c
 
 
 class _Runner:
@@ -140,7 +170,7 @@ def _pass(run, xp, th, tw, tiles, ys, xs, blend, batch, on_tile, before=None):
     """One sweep over all tiles: ``before(weights)``, run, then ``on_tile(outputs, idx, weights)``."""
     for b0 in range(0, len(tiles), batch):
         idx = tiles[b0 : b0 + batch]
-        crops = torch.cat([xp[:, :, ys[i] : ys[i] + th, xs[j] : xs[j] + tw] for i, j in idx])
+        crops = torch.cat([_crop(xp, ys[i], xs[j], th, tw) for i, j in idx])
         w = [blend_profile(ys, i, th, blend)[:, None] * blend_profile(xs, j, tw, blend)[None, :] for i, j in idx]
         if before is not None:
             before(w)
@@ -211,34 +241,33 @@ def tiled_forward(
     if s.blend not in BLENDS:
         raise ValueError(f"unknown blend {s.blend!r}; choose one of {', '.join(BLENDS)}")
     mult = int(getattr(model, "multiple_of", 1) or 1)
+    align = math.lcm(mult, int(getattr(model, "tile_align", 1) or 1))
     h, w = x.shape[-2:]
-    ph, pw = (-h) % mult, (-w) % mult
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    xp = F.pad(x, (0, pw, 0, ph), mode=mode) if ph or pw else x
-    hp, wp = xp.shape[-2:]
     run = _Runner(model, device, dtype, channels_last)
     tile, warned = s.tile, False
     mods = pooled_modules(model)
     while True:
-        grid = _tile_grid(hp, wp, tile, s.overlap, mult)
+        grid = _tile_grid(h, w, tile, s.overlap, mult, align)
         th, tw, tiles, ys, xs = grid
         try:
             with torch.inference_mode():
                 if mods and s.global_stats and len(tiles) > 1:
-                    _global_stats(model, run, xp, grid, s)
+                    _global_stats(model, run, x, grid, s)
                 out = weight = None
 
                 def on_tile(y, idx, wts):
                     nonlocal out, weight
                     if out is None:  # normal (not inference) tensors: callers may edit the result
                         with torch.inference_mode(False):
-                            out = torch.zeros(1, y.shape[1], hp, wp)
-                            weight = torch.zeros(1, 1, hp, wp)
+                            out = torch.zeros(1, y.shape[1], h, w)
+                            weight = torch.zeros(1, 1, h, w)
                     for (i, j), yk, wk in zip(idx, y, wts):
-                        out[0, :, ys[i] : ys[i] + th, xs[j] : xs[j] + tw].add_(yk * wk)
-                        weight[0, 0, ys[i] : ys[i] + th, xs[j] : xs[j] + tw].add_(wk)
+                        y0, x0 = ys[i], xs[j]
+                        ch, cw = min(th, h - y0), min(tw, w - x0)
+                        out[0, :, y0 : y0 + ch, x0 : x0 + cw].add_(yk[:, :ch, :cw] * wk[:ch, :cw])
+                        weight[0, 0, y0 : y0 + ch, x0 : x0 + cw].add_(wk[:ch, :cw])
 
-                _pass(run, xp, *grid, s.blend, max(1, s.tile_batch), on_tile)
+                _pass(run, x, *grid, s.blend, max(1, s.tile_batch), on_tile)
             break
         except torch.OutOfMemoryError:
             if torch.device(device).type == "cuda":
@@ -254,5 +283,4 @@ def tiled_forward(
         finally:
             for m in mods:
                 m.pooled_override = None
-    out.div_(weight.clamp_min_(1e-12))
-    return out[..., :h, :w]
+    return out.div_(weight.clamp_min_(1e-12))
