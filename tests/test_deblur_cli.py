@@ -169,3 +169,18 @@ def test_rgb_api_accepts_arrays(weights):
     assert y.shape == (33, 47, 3) and y.dtype == np.float32 and 0 <= y.min() and y.max() <= 1
     with pytest.raises(Exception, match="dual-pixel"):
         dpdeblur.deblur(img, model="dmtnet-t", weights=weights / "dp.safetensors", model_config=TINY)
+
+
+def test_globs_and_recursive_folders(pairs, weights, tmp_path):
+    sub = pairs / "sub"
+    sub.mkdir()
+    for v, seed in (("L", 3), ("R", 4)):
+        write_image(sub / f"k_{v}.jpg", rnd(40, 56, seed=seed), 8)
+    common = ["--model", "dmtnet-t", "--weights", weights / "dp.safetensors", *CFG, "--json"]
+    r = cli(str(pairs / "a_*.png"), "-o", tmp_path / "g", *common)  # a glob: the twins pair up
+    assert r.exit_code == 0 and json.loads(r.stdout)["ok"] == 1
+    r = cli(str(pairs / "sub"), "-o", tmp_path / "r", *common, "--ext", "png")
+    assert r.exit_code == 0 and (tmp_path / "r" / "k_deblurred.png").is_file()
+    r = cli(pairs, "-r", "-o", tmp_path / "rr", *common)
+    rep = json.loads(r.stdout)
+    assert rep["ok"] == 3 and (tmp_path / "rr" / "k_deblurred.jpg").is_file()  # a, b and sub/k

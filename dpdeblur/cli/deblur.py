@@ -57,13 +57,14 @@ def deblur_cmd(
     everything succeeded, 1 when any input failed, 2 on a usage error.
     """
     from dpdeblur.errors import UsageError
-    from dpdeblur.inference.pipeline import Deblurrer, collect_items, deblur_files, require_weights
+    from dpdeblur.inference.pipeline import Deblurrer, check_output_options, collect_items, deblur_files, require_weights
     from dpdeblur.models import get_card
 
     if not inputs and not (left or right):
         raise UsageError("no inputs: pass images, folders or globs, or --left L --right R")
     card = get_card(model)
     require_weights(card.name, weights)  # before any work
+    check_output_options(ext, bit_depth, quality)
     overrides = parse_model_config(model_config)
     items = collect_items(inputs or [], card.layout == "dp", left, right, recursive)
     if not items:

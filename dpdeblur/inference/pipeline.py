@@ -33,6 +33,7 @@ __all__ = [
     "load_model",
     "Deblurrer",
     "output_path",
+    "check_output_options",
     "deblur_files",
     "deblur",
 ]
@@ -305,6 +306,16 @@ def output_path(item: InputItem, out_dir: str | Path | None, suffix: str = "_deb
     return Path(out_dir or src.parent) / f"{item.stem}{suffix}.{ext}"
 
 
+def check_output_options(ext: str = "auto", bit_depth: str | int = "auto", quality: int = 95) -> None:
+    """Usage errors for ``--ext``, ``--bit-depth`` and ``--quality`` (checked before any work)."""
+    if ext.lower().lstrip(".") not in ("auto", "png", "tif", "tiff", "jpg", "jpeg"):
+        raise UsageError(f"--ext {ext!r}: choose auto, png, tif or jpg")
+    if str(bit_depth) not in ("auto", "8", "16"):
+        raise UsageError(f"--bit-depth {bit_depth!r}: choose auto, 8 or 16")
+    if not 1 <= int(quality) <= 100:
+        raise UsageError(f"--quality {quality}: choose 1..100")
+
+
 def deblur_files(
     items: Sequence[InputItem],
     deblurrer: Deblurrer,
@@ -324,10 +335,7 @@ def deblur_files(
     """
     from dpdeblur.utils.batch import ItemResult, run_batch
 
-    if str(bit_depth) not in ("auto", "8", "16"):
-        raise UsageError(f"--bit-depth {bit_depth!r}: choose auto, 8 or 16")
-    if not 1 <= int(quality) <= 100:
-        raise UsageError(f"--quality {quality}: choose 1..100")
+    check_output_options(ext, bit_depth, quality)
     targets: dict[Path, str] = {}
     plan = []
     for it in items:
