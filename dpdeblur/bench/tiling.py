@@ -42,6 +42,18 @@ def model_input(card, img: np.ndarray) -> torch.Tensor:
     return torch.cat([views[v] for v in card.views], dim=1)
 
 
+def damp_residuals(model, factor: float) -> None:
+    """Multiply the last conv of every residual ``body`` (``x + body(x)``) by ``factor``."""
+    from torch import nn
+
+    with torch.no_grad():
+        for m in model.modules():
+            body = getattr(m, "body", None)
+            if isinstance(body, nn.Sequential) and isinstance(body[-1], nn.Conv2d):
+                body[-1].weight.mul_(factor)
+                body[-1].bias.mul_(factor)
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = float(((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).mean())
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
@@ -74,6 +86,9 @@ def main(argv=None) -> None:
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--overlap", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--damp", type=float, default=1.0,
+                    help="scale the last conv of every residual branch (random weights only): a proxy for "
+                         "trained restoration nets, whose residual branches are small")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     img = natural_image()
@@ -86,6 +101,8 @@ def main(argv=None) -> None:
         torch.manual_seed(0)
         w = resolve_weights(card)
         model = create_model(name, weights=w).eval()
+        if args.damp != 1.0 and w is None:
+            damp_residuals(model, args.damp)
         x = model_input(card, img)
         seen, hooks = _selection_outputs(model)
         t0 = time.perf_counter()
@@ -107,7 +124,7 @@ def main(argv=None) -> None:
         for h in hooks:
             h.remove()
         print("{:10s} {:8s} {:8.1f} {:8.1f} {:9.2f} {:8.2f} {:10.2f} {:9.4f} {:8.4f}".format(
-            name, "bundled" if w else "random", t_whole, res["off"][1], psnr(res["off"][0], whole),
+            name, "bundled" if w else ("random" if args.damp == 1 else f"rand*{args.damp:g}"), t_whole, res["off"][1], psnr(res["off"][0], whole),
             psnr(res["on"][0], whole), psnr(res["on2"][0], whole), res["off"][2], res["on"][2]), flush=True)
 
 
