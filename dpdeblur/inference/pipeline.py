@@ -387,14 +387,20 @@ def deblur(image_or_views, model, weights=None, tile: int = 512, overlap: int = 
     Returns:
         :math:`(H, W, 3)` float32 RGB in [0, 1] (upright: EXIF orientation applied).
     """
-    if isinstance(model, str):
-        key = (model, str(weights), tuple(sorted((model_config or {}).items())), tile, overlap, tuple(sorted(options.items())))
+    from dpdeblur.inference.tiling import TileSettings
+
+    tiling = {k: options.pop(k) for k in ("blend", "tile_batch", "global_stats") if k in options}
+    if isinstance(model, str):  # keep the last model built from a name: notebook loops do not rebuild it
+        key = (model, str(weights), repr(sorted((model_config or {}).items())), repr(sorted(options.items())))
         if key not in _CACHE:
-            _CACHE.clear()  # keep one model in memory
-            _CACHE[key] = Deblurrer(model, weights, model_config, tile=tile, overlap=overlap, **options)
+            _CACHE.clear()
+            _CACHE[key] = Deblurrer(model, weights, model_config, **options)
         d = _CACHE[key]
     else:
-        d = Deblurrer(model, tile=tile, overlap=overlap, **options)
+        d = Deblurrer(model, **options)
+    if tile < 0 or overlap < 0 or (tile and overlap >= tile):
+        raise UsageError(f"tile {tile} / overlap {overlap}: need tile >= 0, overlap >= 0 and overlap < tile")
+    d.settings = TileSettings(tile=tile, overlap=overlap, **tiling)
     x = image_or_views
     if isinstance(x, (str, Path)):
         items = collect_items([x], d.dual_pixel)
