@@ -184,3 +184,11 @@ def test_globs_and_recursive_folders(pairs, weights, tmp_path):
     r = cli(pairs, "-r", "-o", tmp_path / "rr", *common)
     rep = json.loads(r.stdout)
     assert rep["ok"] == 3 and (tmp_path / "rr" / "k_deblurred.jpg").is_file()  # a, b and sub/k
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys; from dpdeblur.cli import app; import typer.testing as tt;"
+            "r=tt.CliRunner().invoke(app, ['deblur', '--help']); assert r.exit_code==0 and '--tile' in r.output;"
+            "print('torch' in sys.modules, 'numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True).stdout.split()
+    assert out == ["False", "False"]
