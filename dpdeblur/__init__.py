@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "create_model", "list_models", "get_card"]
+__all__ = ["__version__", "create_model", "list_models", "get_card", "deblur"]
 
 
 def __getattr__(name: str):
@@ -16,4 +16,8 @@ def __getattr__(name: str):
         from dpdeblur import models
 
         return getattr(models, name)
+    if name == "deblur":
+        from dpdeblur.inference.pipeline import deblur
+
+        return deblur
     raise AttributeError(f"module 'dpdeblur' has no attribute {name!r}")

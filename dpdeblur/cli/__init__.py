@@ -14,6 +14,7 @@ _COMMANDS = (
     "synth",
     "train",
     "align",
+    "deblur",
 )
 
 for _mod in _COMMANDS:

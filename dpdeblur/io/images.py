@@ -12,9 +12,17 @@ from pathlib import Path
 import numpy as np
 
 from dpdeblur.errors import InputError, UsageError
+from dpdeblur.io.metadata import (
+    apply_orientation,
+    embed_jpeg,
+    embed_png,
+    read_metadata,
+    set_exif_orientation,
+    tiff_extratags,
+)
 from dpdeblur.utils.atomic import atomic_path
 
-__all__ = ["IMAGE_EXTS", "Image", "read_image", "write_image", "to_float", "from_float"]
+__all__ = ["IMAGE_EXTS", "Image", "read_image", "write_image", "to_float", "from_float", "format_of"]
 
 IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".pgm", ".ppm", ".bmp")
 
@@ -28,7 +36,9 @@ class Image:
         bit_depth: 8 or 16, as stored in the file.
         alpha: :math:`(H, W)` float32 in [0, 1] set aside, or None.
         path: the source file.
-        meta: format extras (``exif`` bytes, ``icc`` bytes, ``orientation``...).
+        meta: ``exif`` (TIFF-structured bytes with Orientation reset to 1, or None),
+            ``icc`` (bytes or None), ``orientation`` (the file's EXIF orientation,
+            already applied to ``rgb`` and ``alpha``).
     """
 
     rgb: np.ndarray
@@ -58,7 +68,8 @@ def from_float(a: np.ndarray, bit_depth: int) -> np.ndarray:
 
 
 def read_image(path: str | Path) -> Image:
-    """Read an image file; gray becomes 3 channels, alpha is set aside.
+    """Read an image file; gray becomes 3 channels, alpha is set aside, the EXIF
+    orientation is applied (once: the decoder is told to ignore it) and recorded.
 
     Raises :class:`InputError` naming the file for missing, empty, corrupt or
     unsupported files.
@@ -93,15 +104,21 @@ def read_image(path: str | Path) -> Image:
         rgb, alpha = a[..., 2::-1], a[..., 3]
     else:
         raise InputError(f"{path}: {a.shape[2]} channels; expected gray, RGB or RGBA")
+    meta = read_metadata(path)
+    o = meta["orientation"]
+    if meta["exif"]:
+        meta["exif"] = set_exif_orientation(meta["exif"], 1)
     return Image(
-        rgb=np.ascontiguousarray(to_float(rgb)),
+        rgb=apply_orientation(to_float(rgb), o),
         bit_depth=bit_depth,
-        alpha=None if alpha is None else to_float(alpha),
+        alpha=None if alpha is None else apply_orientation(to_float(alpha), o),
         path=path,
+        meta=meta,
     )
 
 
-def _format_of(path: Path) -> str:
+def format_of(path: Path) -> str:
+    """``png``, ``tif`` or ``jpg`` from the extension; a usage error for anything else."""
     ext = path.suffix.lower()
     if ext == ".png":
         return "png"
@@ -118,16 +135,22 @@ def write_image(
     bit_depth: int = 8,
     alpha: np.ndarray | None = None,
     quality: int = 95,
+    exif: bytes | None = None,
+    icc: bytes | None = None,
 ) -> Path:
     """Atomically write ``rgb`` (:math:`(H, W, 3)` or :math:`(H, W)`, float [0, 1]
     or uint8/uint16) as PNG/TIFF (8 or 16 bits) or JPEG (8 bits, ``quality``).
 
     ``alpha`` (:math:`(H, W)`) is re-attached where the format allows (PNG, TIFF).
+    ``exif`` (TIFF-structured bytes, as ``Image.meta['exif']``) and ``icc`` are
+    embedded: PNG eXIf/iCCP, JPEG APP1/APP2, TIFF ICC tag + descriptive IFD0 tags;
+    the written Orientation is always 1 (pixels are stored upright).
     """
     import cv2
 
     path = Path(path)
-    fmt = _format_of(path)
+    fmt = format_of(path)
+    exif = set_exif_orientation(exif, 1) if exif else None
     if fmt == "jpg":
         bit_depth = 8
     a = from_float(rgb, bit_depth)
@@ -136,10 +159,24 @@ def write_image(
         if alpha is not None and fmt != "jpg":
             a = np.concatenate([a, from_float(alpha, bit_depth)[..., None]], axis=2)
     a = np.ascontiguousarray(a)
+    if fmt == "tif":
+        import tifffile
+
+        rgb_order = a[..., [2, 1, 0, *range(3, a.shape[2])]] if a.ndim == 3 else a
+        with atomic_path(path) as tmp:
+            tifffile.imwrite(
+                tmp, rgb_order, photometric="rgb" if a.ndim == 3 else "minisblack", compression="zlib",
+                extrasamples=[2] if a.ndim == 3 and a.shape[2] == 4 else None,
+                metadata=None, extratags=tiff_extratags(exif, icc),
+            )
+        return path
     params = [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)] if fmt == "jpg" else []
     ok, buf = cv2.imencode("." + fmt, a, params)
     if not ok:
         raise InputError(f"{path}: OpenCV could not encode the image")
+    data = buf.tobytes()
+    if exif or icc:
+        data = (embed_png if fmt == "png" else embed_jpeg)(data, exif, icc)
     with atomic_path(path) as tmp:
-        buf.tofile(tmp)
+        tmp.write_bytes(data)
     return path

@@ -344,6 +344,8 @@ class DMTNet(PaddedModel):
         self.in_views = in_views
         self.image_residual = image_residual
         self.multiple_of = patch * (max(scales) if n_dmssrm > 0 else 1)
+        # tiled inference: tiles starting on the attention-window grid see the same windows as the whole image
+        self.tile_align = patch * window
         self.patch_partition = PatchPartition(3 * in_views, dim, patch)
         self.feature_extraction = FeatureExtraction(dim, blocks, heads, window, mlp_ratio)
         self.reconstruction = nn.ModuleList(

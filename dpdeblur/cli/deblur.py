@@ -1,0 +1,72 @@
+"""``dpdeblur deblur``: deblur photos (files, folders, globs, view pairs) into files."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from dpdeblur.cli.app import app, err_console, guarded, print_json
+
+
+@app.command("deblur")
+@guarded
+def deblur_cmd(
+    inputs: Optional[List[str]] = typer.Argument(None, help="Images, folders, globs, raw files or DPDD-layout roots."),
+    model: str = typer.Option(..., "--model", "-m", help="Registered model name (see `dpdeblur models`)."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Output folder (default: beside each input)."),
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Weights file (.safetensors/.pt); default: the model's bundled weights."),
+    model_config: Optional[List[str]] = typer.Option(None, "--model-config", help="Builder override KEY=VALUE (repeatable), e.g. for weights trained with a custom config."),
+    left: Optional[str] = typer.Option(None, "--left", help="Left dual-pixel view (with --right)."),
+    right: Optional[str] = typer.Option(None, "--right", help="Right dual-pixel view (with --left)."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
+    tile: int = typer.Option(512, "--tile", help="Tile size in pixels; 0 = whole image at once."),
+    overlap: int = typer.Option(64, "--overlap", help="Overlap between tiles in pixels."),
+    blend: str = typer.Option("hann", "--blend", help="Tile blending: hann, linear or crop."),
+    tile_batch: int = typer.Option(1, "--tile-batch", help="Tiles per forward pass (GPU memory ~ tile batch)."),
+    no_global_stats: bool = typer.Option(False, "--no-global-stats", help="Let tiles pool their own statistics (DMSSRM scale selection) instead of the image's."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 on capable CUDA GPUs, else fp32), fp32, bf16 or fp16."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model (slow start, faster on big batches)."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
+    suffix: str = typer.Option("_deblurred", "--suffix", help="Appended to the output file stem."),
+    ext: str = typer.Option("auto", "--ext", help="Output format: auto (as input), png, tif or jpg."),
+    bit_depth: str = typer.Option("auto", "--bit-depth", help="auto (as input), 8 or 16 (JPEG is always 8)."),
+    quality: int = typer.Option(95, "--quality", help="JPEG quality 1-100."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo outputs that already exist."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON report on stdout."),
+) -> None:
+    """Deblur photos with a dual-pixel (view pairs, raw files) or single-image model.
+
+    Outputs are written as {stem}{suffix}.{ext}; existing ones are skipped. Exit code 0 when
+    everything succeeded, 1 when any input failed, 2 on a usage error.
+    """
+    from dpdeblur.errors import UsageError
+    from dpdeblur.inference.pipeline import Deblurrer, check_output_options, collect_items, deblur_files, require_weights
+    from dpdeblur.models import get_card
+
+    if not inputs and not (left or right):
+        raise UsageError("no inputs: pass images, folders or globs, or --left L --right R")
+    card = get_card(model)
+    require_weights(card.name, weights)  # before any work
+    check_output_options(ext, bit_depth, quality)
+    from dpdeblur.models.registry import parse_model_config
+
+    overrides = parse_model_config(model_config)
+    items = collect_items(inputs or [], card.layout == "dp", left, right, recursive)
+    if not items:
+        raise UsageError("the inputs contain no images; supported: " + ", ".join(("png", "tif", "jpg", "cr2", "cr3", "dng")))
+    console = err_console()
+    warn = lambda m: console.print(f"[yellow]warning:[/] {m}", highlight=False)  # noqa: E731
+    d = Deblurrer(
+        model, weights, overrides, tile=tile, overlap=overlap, blend=blend, tile_batch=tile_batch,
+        global_stats=not no_global_stats, device=device, precision=precision, compile=compile,
+        channels_last=channels_last, warn=warn,
+    )
+    report = deblur_files(items, d, output_dir, suffix=suffix, ext=ext, bit_depth=bit_depth, quality=quality,
+                          overwrite=overwrite, console=console)
+    report.print_summary(console)
+    if as_json:
+        print_json({**report.to_dict(), "model": card.name, "weights": weights, "device": str(d.device),
+                    "precision": str(d.dtype).replace("torch.", ""), "tile": tile, "overlap": overlap, "blend": blend})
+    raise typer.Exit(report.exit_code)

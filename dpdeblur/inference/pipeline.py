@@ -1,0 +1,420 @@
+"""Photo deblurring pipeline: inputs -> model -> files (what ``dpdeblur deblur`` runs).
+
+Three steps, each one place in this module:
+
+1. :func:`collect_items` turns command-line inputs (files, folders, globs,
+   ``--left/--right``, DPDD-layout folders) into :class:`InputItem` s: one
+   image, one view pair, or one raw dual-pixel file each;
+2. :func:`load_item` turns an item into a :class:`Loaded` (views or image, bit
+   depth, alpha, EXIF, ICC, metadata); a new input kind is a branch here;
+3. :class:`Deblurrer` runs the model tile by tile on the CPU/GPU and
+   :func:`deblur_files` writes ``{stem}{suffix}.{ext}`` atomically, batch-style.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from dpdeblur.errors import InputError, UsageError, WeightsError
+from dpdeblur.io.images import IMAGE_EXTS, format_of, read_image, to_float, write_image
+
+__all__ = [
+    "RAW_EXTS",
+    "InputItem",
+    "Loaded",
+    "collect_items",
+    "load_item",
+    "require_weights",
+    "load_model",
+    "Deblurrer",
+    "output_path",
+    "check_output_options",
+    "deblur_files",
+    "deblur",
+]
+
+try:  # raw dual-pixel files arrive with the split-dp feature
+    from dpdeblur.io.raw import RAW_EXTS
+except ImportError:
+    RAW_EXTS = (".cr2", ".cr3", ".dng")
+
+_VIEW = re.compile(r"^(?P<id>.+)_(?P<v>[LRlr])$")
+
+
+@dataclass
+class InputItem:
+    """One unit of work. ``kind``: ``image`` (one file), ``pair`` (left, right), ``raw`` (one raw file).
+
+    ``error`` marks an input known to be bad before reading (unpaired view...):
+    it is reported as failed and the batch goes on.
+    """
+
+    name: str
+    stem: str
+    kind: str
+    paths: tuple[Path, ...]
+    error: str | None = None
+
+
+@dataclass
+class Loaded:
+    """Decoded item: ``views`` (name -> (H, W, 3) float32) for dual-pixel models, else ``image``."""
+
+    image: np.ndarray | None = None
+    views: dict[str, np.ndarray] | None = None
+    bit_depth: int = 8
+    alpha: np.ndarray | None = None
+    exif: bytes | None = None
+    icc: bytes | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _dpdd_splits(folder: Path) -> list[Path]:
+    """``<root>/<split>_l`` folders of a DPDD-layout root that have ``source`` and an ``_r`` twin."""
+    return sorted(
+        d for d in folder.glob("*_l")
+        if (d / "source").is_dir() and (folder / (d.name[:-2] + "_r") / "source").is_dir()
+    )
+
+
+def _pair_files(files: Sequence[Path], dual_pixel: bool) -> list[InputItem]:
+    """Files -> items; for dual-pixel models ``<id>_L.*`` + ``<id>_R.*`` in one folder make a pair."""
+    items: list[InputItem] = []
+    views: dict[tuple[Path, str], dict[str, Path]] = {}
+    for f in files:
+        if f.suffix.lower() in RAW_EXTS:
+            items.append(InputItem(str(f), f.stem, "raw", (f,)))
+            continue
+        m = _VIEW.match(f.stem)
+        if dual_pixel and m:
+            views.setdefault((f.parent, m["id"]), {})[m["v"].upper()] = f
+        elif dual_pixel:
+            items.append(InputItem(str(f), f.stem, "image", (f,), error=(
+                f"{f}: a dual-pixel model needs two views: name them <id>_L/<id>_R, "
+                "pass --left/--right, or give a raw dual-pixel file")))
+        else:
+            items.append(InputItem(str(f), f.stem, "image", (f,)))
+    for (parent, id_), v in views.items():
+        name = str(parent / f"{id_}_[LR]")
+        for miss in {"L", "R"} - set(v):  # a view given alone: its twin beside it on disk
+            twin = [t for t in sorted(parent.glob(f"{id_}_[{miss}{miss.lower()}].*")) if t.suffix.lower() in IMAGE_EXTS]
+            if twin:
+                v[miss] = twin[0]
+        if "L" in v and "R" in v:
+            items.append(InputItem(name, id_, "pair", (v["L"], v["R"])))
+        else:
+            have, miss = ("L", "R") if "L" in v else ("R", "L")
+            items.append(InputItem(str(v[have]), id_, "pair", (v[have],), error=(
+                f"{v[have]}: no matching {id_}_{miss}.* beside it; add the other view or use --left/--right")))
+    return items
+
+
+def collect_items(
+    inputs: Sequence[str | Path],
+    dual_pixel: bool,
+    left: str | Path | None = None,
+    right: str | Path | None = None,
+    recursive: bool = False,
+) -> list[InputItem]:
+    """Command-line inputs -> items (see the module docstring). Missing paths raise :class:`InputError`."""
+    from dpdeblur.utils.batch import expand_inputs
+
+    items: list[InputItem] = []
+    if left or right:
+        if not (left and right):
+            raise UsageError("--left and --right go together; pass both views")
+        if not dual_pixel:
+            raise UsageError("--left/--right are for dual-pixel models; this model takes one image per input")
+        lp, rp = Path(left), Path(right)
+        items.append(InputItem(f"{lp.name}+{rp.name}", re.sub(r"_[Ll]$", "", lp.stem), "pair", (lp, rp)))
+    exts = IMAGE_EXTS + RAW_EXTS
+    files: list[Path] = []
+    for inp in inputs:
+        p = Path(inp)
+        splits = _dpdd_splits(p) if p.is_dir() else []
+        if not splits:
+            files += expand_inputs([inp], exts=exts, recursive=recursive)
+        for d in splits:  # DPDD root: views from <split>_l/_r, or combined images from <split>_c
+            twin = p / (d.name[:-2] + "_r") / "source"
+            if dual_pixel:
+                items += _dpdd_pairs(expand_inputs([d / "source"], exts=exts), twin)
+            elif (p / (d.name[:-2] + "_c") / "source").is_dir():
+                files += expand_inputs([p / (d.name[:-2] + "_c") / "source"], exts=exts)
+    return items + _pair_files(files, dual_pixel)
+
+
+def _dpdd_pairs(lefts: Sequence[Path], right_dir: Path) -> list[InputItem]:
+    """DPDD keeps ``<id>_L`` in ``<split>_l/source`` and ``<id>_R`` in ``<split>_r/source``."""
+    items = []
+    for lp in lefts:
+        m = _VIEW.match(lp.stem)
+        id_ = m["id"] if m else lp.stem
+        rps = sorted(right_dir.glob(f"{id_}_[Rr].*"))
+        if rps:
+            items.append(InputItem(f"{lp.parent.parent.name[:-2]}/{id_}", id_, "pair", (lp, rps[0])))
+        else:
+            items.append(InputItem(str(lp), id_, "pair", (lp,), error=f"{lp}: no {id_}_R.* in {right_dir}; the DPDD folders are incomplete"))
+    return items
+
+
+def load_item(item: InputItem, dual_pixel: bool) -> Loaded:
+    """The single place that decodes an input: pairs and images via :func:`read_image`,
+    raw files via ``dpdeblur.io.raw.read_dual_pixel``."""
+    if item.error:
+        raise InputError(item.error)
+    if item.kind == "raw":
+        try:
+            from dpdeblur.io.raw import read_dual_pixel
+        except ImportError:
+            raise InputError(f"{item.paths[0]}: raw dual-pixel files need dpdeblur's raw reader (split-dp); export the views as <id>_L/<id>_R images") from None
+        dp = read_dual_pixel(item.paths[0])
+        views = {"left": dp.left, "right": dp.right}
+        return Loaded(
+            image=None if dual_pixel else dp.combined, views=views if dual_pixel else None,
+            bit_depth=16, exif=dp.exif, meta=dict(dp.meta),
+        )
+    if item.kind == "pair":
+        left, right = (read_image(p) for p in item.paths)
+        if left.rgb.shape != right.rgb.shape:
+            raise InputError(
+                f"{item.paths[0]} and {item.paths[1]}: views differ in size "
+                f"({left.rgb.shape[1]}x{left.rgb.shape[0]} vs {right.rgb.shape[1]}x{right.rgb.shape[0]}); "
+                "they are not two views of one photo")
+        return Loaded(views={"left": left.rgb, "right": right.rgb}, bit_depth=max(left.bit_depth, right.bit_depth),
+                      exif=left.meta.get("exif"), icc=left.meta.get("icc"), meta={"orientation": left.meta.get("orientation", 1)})
+    im = read_image(item.paths[0])
+    if dual_pixel:
+        raise InputError(f"{item.paths[0]}: a dual-pixel model needs two views (--left/--right or <id>_L/<id>_R files)")
+    return Loaded(image=im.rgb, bit_depth=im.bit_depth, alpha=im.alpha, exif=im.meta.get("exif"),
+                  icc=im.meta.get("icc"), meta={"orientation": im.meta.get("orientation", 1)})
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def require_weights(name: str, weights: str | Path | None = None) -> None:
+    """Raise :class:`WeightsError` naming the model and how to get weights when it has none (cheap: builds nothing)."""
+    from dpdeblur.models import get_card, resolve_weights
+
+    card = get_card(name)
+    if weights is not None:
+        if not Path(weights).is_file():
+            raise WeightsError(f"{weights}: weights file not found; check the path passed to --weights")
+        return
+    if resolve_weights(card) is None:
+        where = f" (looked for {card.weights} in $DPDEBLUR_WEIGHTS_DIR, ~/.cache/dpdeblur/weights, assets/weights)" if card.weights else ""
+        raise WeightsError(
+            f"model {card.name} has no weights{where}; pass --weights FILE, "
+            f"or train them with `dpdeblur train --model {card.name}`")
+
+
+def load_model(name: str, weights: str | Path | None = None, model_config: dict[str, Any] | None = None):
+    """Build ``name`` with ``weights`` (or its default weights); fail fast, naming the model, when it has none."""
+    from dpdeblur.models import create_model
+
+    require_weights(name, weights)
+    return create_model(name, weights=weights, pretrained=weights is None, **(model_config or {}))
+
+
+class Deblurrer:
+    """A model ready for photos: device, precision and tiling settings.
+
+    Args:
+        model: registry name or a built ``nn.Module`` (with ``card`` for dual-pixel models).
+        weights, model_config: for a name (see :func:`load_model`).
+        tile, overlap, blend, tile_batch, global_stats: see :class:`~dpdeblur.inference.tiling.TileSettings`.
+        device: ``auto|cpu|cuda|cuda:N|mps``; precision: ``auto|fp32|bf16|fp16``.
+        warn: callback for one-off warnings (GPU out of memory).
+    """
+
+    def __init__(self, model, weights=None, model_config=None, *, tile: int = 512, overlap: int = 64,
+                 blend: str = "hann", tile_batch: int = 1, global_stats: bool = True, device: str = "auto",
+                 precision: str = "auto", compile: bool = False, channels_last: bool = False,
+                 warn: Callable[[str], None] | None = None) -> None:
+        from dpdeblur.inference.device import prepare_model, resolve_device, resolve_precision
+        from dpdeblur.inference.tiling import BLENDS, TileSettings
+
+        if blend not in BLENDS:
+            raise UsageError(f"--blend {blend!r}: choose one of {', '.join(BLENDS)}")
+        if tile < 0 or overlap < 0 or tile_batch < 1:
+            raise UsageError("--tile and --overlap must be >= 0 and --tile-batch >= 1")
+        if tile and overlap >= tile:
+            raise UsageError(f"--overlap {overlap} must be smaller than --tile {tile}")
+        self.device = resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        if isinstance(model, str):
+            model = load_model(model, weights, model_config)
+        self.card = getattr(model, "card", None)
+        self.dual_pixel = bool(self.card and self.card.layout == "dp")
+        self.views = tuple(self.card.views) if self.dual_pixel else ()
+        self.channels_last = channels_last
+        self.model = prepare_model(model, self.device, compile=compile, channels_last=channels_last)
+        self.settings = TileSettings(tile=tile, overlap=overlap, blend=blend, tile_batch=tile_batch, global_stats=global_stats)
+        self.warn = warn
+
+    def model_input(self, loaded: Loaded):
+        """:math:`(1, 3V, H, W)` float32 CPU tensor: views stacked in the card's order, or the image."""
+        import torch
+
+        if self.dual_pixel:
+            if loaded.views is None:
+                raise InputError("a dual-pixel model needs two views")
+            arrays = [loaded.views[v] for v in self.views]
+        else:
+            if loaded.image is None:
+                raise InputError("this model takes one image")
+            arrays = [loaded.image]
+        h, w = arrays[0].shape[:2]
+        x = torch.empty(1, 3 * len(arrays), h, w)
+        for k, a in enumerate(arrays):
+            x[0, 3 * k : 3 * k + 3] = torch.from_numpy(to_float(a)).permute(2, 0, 1)
+        return x
+
+    def run(self, loaded: Loaded) -> np.ndarray:
+        """Deblur a decoded item; returns :math:`(H, W, 3)` float32 in [0, 1]."""
+        from dpdeblur.inference.tiling import tiled_forward
+
+        x = self.model_input(loaded)
+        y = tiled_forward(self.model, x, self.settings, self.device, self.dtype, self.channels_last, self.warn)
+        del x
+        return y[0].clamp_(0, 1).permute(1, 2, 0).contiguous().numpy()
+
+
+# ----------------------------------------------------------------------------- outputs and batches
+
+
+def output_path(item: InputItem, out_dir: str | Path | None, suffix: str = "_deblurred", ext: str = "auto") -> Path:
+    """``{out_dir}/{stem}{suffix}.{ext}``; ``out_dir`` defaults to the input's folder,
+    ``ext=auto`` keeps PNG/TIFF/JPEG (other images -> PNG, raw -> 16-bit TIFF)."""
+    src = item.paths[0]
+    if ext == "auto":
+        try:
+            ext = format_of(src) if src.suffix.lower() not in RAW_EXTS else "tif"
+        except UsageError:
+            ext = "png"
+    ext = {"jpeg": "jpg", "tiff": "tif"}.get(ext.lower().lstrip("."), ext.lower().lstrip("."))
+    if ext not in ("png", "tif", "jpg"):
+        raise UsageError(f"--ext {ext!r}: choose auto, png, tif or jpg")
+    return Path(out_dir or src.parent) / f"{item.stem}{suffix}.{ext}"
+
+
+def check_output_options(ext: str = "auto", bit_depth: str | int = "auto", quality: int = 95) -> None:
+    """Usage errors for ``--ext``, ``--bit-depth`` and ``--quality`` (checked before any work)."""
+    if ext.lower().lstrip(".") not in ("auto", "png", "tif", "tiff", "jpg", "jpeg"):
+        raise UsageError(f"--ext {ext!r}: choose auto, png, tif or jpg")
+    if str(bit_depth) not in ("auto", "8", "16"):
+        raise UsageError(f"--bit-depth {bit_depth!r}: choose auto, 8 or 16")
+    if not 1 <= int(quality) <= 100:
+        raise UsageError(f"--quality {quality}: choose 1..100")
+
+
+def deblur_files(
+    items: Sequence[InputItem],
+    deblurrer: Deblurrer,
+    out_dir: str | Path | None = None,
+    *,
+    suffix: str = "_deblurred",
+    ext: str = "auto",
+    bit_depth: str | int = "auto",
+    quality: int = 95,
+    overwrite: bool = False,
+    console=None,
+    progress: bool = True,
+):
+    """Deblur every item into a file; returns a :class:`~dpdeblur.utils.batch.BatchReport`.
+
+    Existing outputs are skipped unless ``overwrite``; a bad item is reported and the rest go on.
+    """
+    from dpdeblur.utils.batch import ItemResult, run_batch
+
+    check_output_options(ext, bit_depth, quality)
+    targets: dict[Path, str] = {}
+    plan = []
+    for it in items:
+        out = output_path(it, out_dir, suffix, ext)
+        key = out.resolve()
+        if key in targets and not it.error:
+            it = InputItem(it.name, it.stem, it.kind, it.paths, error=(
+                f"{it.name}: output {out} would also be written by {targets[key]}; rename one or use separate -o folders"))
+        targets.setdefault(key, it.name)
+        plan.append((it, out))
+
+    def one(job) -> ItemResult:
+        it, out = job
+        if it.error:
+            raise InputError(it.error)
+        if out.exists() and not overwrite:
+            return ItemResult(it.name, status="skipped", outputs=[str(out)])
+        loaded = load_item(it, deblurrer.dual_pixel)
+        y = deblurrer.run(loaded)
+        depth = loaded.bit_depth if str(bit_depth) == "auto" else int(bit_depth)
+        write_image(out, y, depth, alpha=loaded.alpha, quality=quality, exif=loaded.exif, icc=loaded.icc)
+        h, w = y.shape[:2]
+        return ItemResult(it.name, outputs=[str(out)], info={"size": [w, h], "bit_depth": 8 if out.suffix == ".jpg" else depth,
+                                                             "orientation": loaded.meta.get("orientation", 1)})
+
+    return run_batch(plan, one, label="deblur", name=lambda j: j[0].name, console=console, progress=progress)
+
+
+# ----------------------------------------------------------------------------- Python API
+
+_CACHE: dict[tuple, Deblurrer] = {}
+
+
+def deblur(image_or_views, model, weights=None, tile: int = 512, overlap: int = 64, *,
+           model_config: dict[str, Any] | None = None, **options) -> np.ndarray:
+    """Deblur one photo in a notebook.
+
+    Args:
+        image_or_views: :math:`(H, W, 3)` array (uint8, uint16 or float in [0, 1]) for
+            single-image models; a ``(left, right)`` tuple of arrays or paths for
+            dual-pixel models; or a path (an image, an ``<id>_L``/``<id>_R`` view
+            whose twin is beside it, or a raw dual-pixel file).
+        model: registry name (``"dmtnet-s"``) or a built model.
+        weights: weights file; default: the model's bundled weights.
+        tile, overlap: tiling (``tile=0``: whole image).
+        model_config: builder overrides (tiny test configs).
+        **options: ``blend``, ``tile_batch``, ``device``, ``precision``, ``global_stats``, ``compile``, ``channels_last``.
+
+    Returns:
+        :math:`(H, W, 3)` float32 RGB in [0, 1] (upright: EXIF orientation applied).
+    """
+    from dpdeblur.inference.tiling import TileSettings
+
+    tiling = {k: options.pop(k) for k in ("blend", "tile_batch", "global_stats") if k in options}
+    if isinstance(model, str):  # keep the last model built from a name: notebook loops do not rebuild it
+        key = (model, str(weights), repr(sorted((model_config or {}).items())), repr(sorted(options.items())))
+        if key not in _CACHE:
+            _CACHE.clear()
+            _CACHE[key] = Deblurrer(model, weights, model_config, **options)
+        d = _CACHE[key]
+    else:
+        d = Deblurrer(model, **options)
+    if tile < 0 or overlap < 0 or (tile and overlap >= tile):
+        raise UsageError(f"tile {tile} / overlap {overlap}: need tile >= 0, overlap >= 0 and overlap < tile")
+    d.settings = TileSettings(tile=tile, overlap=overlap, **tiling)
+    x = image_or_views
+    if isinstance(x, (str, Path)):
+        items = collect_items([x], d.dual_pixel)
+        return d.run(load_item(items[0], d.dual_pixel))
+    if isinstance(x, (tuple, list)) and len(x) == 2:
+        if not d.dual_pixel:
+            raise UsageError("a (left, right) pair is for dual-pixel models; pass one image")
+        lv, rv = (read_image(v).rgb if isinstance(v, (str, Path)) else to_float(np.asarray(v)) for v in x)
+        if lv.shape != rv.shape or lv.ndim != 3 or lv.shape[2] != 3:
+            raise UsageError(f"views must be two (H, W, 3) arrays of one size, got {lv.shape} and {rv.shape}")
+        return d.run(Loaded(views={"left": lv, "right": rv}))
+    a = np.asarray(x)
+    if d.dual_pixel:
+        raise UsageError("a dual-pixel model needs (left, right) views or a path")
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise UsageError(f"expected an (H, W, 3) image, got shape {a.shape}")
+    return d.run(Loaded(image=to_float(a)))

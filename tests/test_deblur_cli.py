@@ -1,0 +1,194 @@
+"""`dpdeblur deblur` end to end on generated files with tiny models (weights saved by save_weights,
+the tiny builder config passed back with --model-config)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from typer.testing import CliRunner
+
+from dpdeblur.cli import app
+from dpdeblur.io.images import read_image, write_image
+from dpdeblur.io.metadata import read_metadata
+from dpdeblur.models import ModelCard, create_model, list_models, register_model
+from dpdeblur.models.weights import save_weights
+
+TINY = dict(dim=12, blocks=1, heads=3, channels=8, n_rbm=1, n_rm=1)
+CFG = [a for k, v in TINY.items() for a in ("--model-config", f"{k}={v}")]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+ENV.pop("DPDEBLUR_WEIGHTS_DIR", None)
+
+if "test-rgb" not in list_models():  # a single-image model for the rgb code path (DMTNet on one view)
+    register_model(ModelCard(
+        name="test-rgb", family="test", paper="-", layout="rgb", views=(), multiple_of=4, params=0, macs=0,
+        paper_params=None, paper_macs=None, module="dpdeblur.models.dmtnet", builder="dmtnet",
+        config={"n_dmssrm": 0, "in_views": 1},
+    ))
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    d = tmp_path_factory.mktemp("w")
+    save_weights(create_model("dmtnet-t", **TINY), d / "dp.safetensors")
+    save_weights(create_model("test-rgb", **TINY), d / "rgb.safetensors")
+    return d
+
+
+def cli(*args):
+    r = CliRunner().invoke(app, ["deblur", *[str(a) for a in args]], catch_exceptions=False)
+    return r
+
+
+def rnd(h, w, c=3, depth=8, seed=0):
+    top = 255 if depth == 8 else 65535
+    return np.random.default_rng(seed).integers(0, top + 1, (h, w, c)).astype(np.uint8 if depth == 8 else np.uint16)
+
+
+@pytest.fixture()
+def pairs(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    for v, seed in (("L", 1), ("R", 2)):
+        write_image(d / f"a_{v}.png", rnd(40, 56, seed=seed), 8)
+        write_image(d / f"b_{v}.tif", rnd(40, 56, depth=16, seed=seed), 16)
+    write_image(d / "c_L.png", rnd(40, 56), 8)  # unpaired
+    write_image(d / "d_L.png", rnd(40, 56), 8)  # wrong pair: sizes differ
+    write_image(d / "d_R.png", rnd(44, 56), 8)
+    write_image(d / "e.png", rnd(40, 56), 8)  # not a view
+    (d / "z_L.png").write_bytes(b"")  # zero-byte
+    write_image(d / "z_R.png", rnd(40, 56), 8)
+    (d / "y_L.png").write_bytes(b"\x89PNG\r\n\x1a\ncorrupt")
+    write_image(d / "y_R.png", rnd(40, 56), 8)
+    return d
+
+
+def test_batch_pairs_json_skip_overwrite(pairs, weights, tmp_path):
+    out = tmp_path / "out"
+    args = [pairs, "-o", out, "--model", "dmtnet-t", "--weights", weights / "dp.safetensors", *CFG, "--tile", "32", "--overlap", "16", "--json"]
+    r = cli(*args)
+    assert r.exit_code == 1, r.output  # partial failure
+    rep = json.loads(r.stdout)
+    assert (rep["ok"], rep["skipped"], rep["failed"]) == (2, 0, 5)
+    errors = " ".join(i["error"] for i in rep["items"] if i["status"] == "failed")
+    for needle in ("no matching c_R", "differ in size", "needs two views", "empty (0 bytes)", "not a readable"):
+        assert needle in errors
+    a, b = read_image(out / "a_deblurred.png"), read_image(out / "b_deblurred.tif")
+    assert (a.bit_depth, b.bit_depth) == (8, 16) and a.rgb.shape == (40, 56, 3)
+    assert sorted(p.name for p in out.iterdir()) == ["a_deblurred.png", "b_deblurred.tif"]  # no temp files left
+    mtime = (out / "a_deblurred.png").stat().st_mtime_ns
+    rep2 = json.loads(cli(*args).stdout)
+    assert (rep2["ok"], rep2["skipped"]) == (0, 2) and (out / "a_deblurred.png").stat().st_mtime_ns == mtime
+    r3 = cli("--left", pairs / "a_L.png", "--right", pairs / "a_R.png", *args[1:], "--overwrite", "--bit-depth", "16", "--ext", "tif")
+    assert r3.exit_code == 0 and json.loads(r3.stdout)["ok"] == 1
+    assert read_image(out / "a_deblurred.tif").bit_depth == 16
+
+
+def test_views_stacked_right_then_left(pairs, weights, tmp_path):
+    import dpdeblur
+
+    model = create_model("dmtnet-t", weights=weights / "dp.safetensors", **TINY)
+    l, r = read_image(pairs / "a_L.png").rgb, read_image(pairs / "a_R.png").rgb
+    y = dpdeblur.deblur((l, r), model=model, tile=0)
+    import torch
+
+    x = torch.cat([torch.from_numpy(v).permute(2, 0, 1) for v in (r, l)])[None]
+    with torch.inference_mode():
+        ref = model(x)[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    assert np.abs(y - ref).max() < 1e-6
+    out = tmp_path / "o"
+    cli("--left", pairs / "a_L.png", "--right", pairs / "a_R.png", "-o", out, "--model", "dmtnet-t",
+        "--weights", weights / "dp.safetensors", *CFG, "--tile", "0", "--bit-depth", "16", "--ext", "png")
+    assert np.abs(read_image(out / "a_deblurred.png").rgb - ref).max() <= 0.5 / 65535 + 1e-6
+    # the path API pairs <id>_L with <id>_R by itself
+    assert np.abs(dpdeblur.deblur(str(pairs / "a_L.png"), model=model, tile=0) - y).max() < 1e-6
+
+
+def test_dpdd_layout(tmp_path, weights):
+    root = tmp_path / "dpdd"
+    for split in ("test",):
+        for v, seed in (("l", 1), ("r", 2)):
+            (root / f"{split}_{v}" / "source").mkdir(parents=True)
+            for i in ("1P0A1", "1P0A2"):
+                write_image(root / f"{split}_{v}" / "source" / f"{i}_{v.upper()}.png", rnd(32, 48, depth=16, seed=seed), 16)
+    r = cli(root, "-o", tmp_path / "o", "--model", "dmtnet-t", "--weights", weights / "dp.safetensors", *CFG, "--json")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["1P0A1_deblurred.png", "1P0A2_deblurred.png"]
+
+
+def test_rgb_model_gray_rgba_rotated(tmp_path, weights):
+    d = tmp_path / "in"
+    d.mkdir()
+    write_image(d / "gray.png", rnd(30, 40, depth=16)[..., 0], 16)
+    write_image(d / "rgba.png", rnd(30, 40), 8, alpha=np.linspace(0, 1, 1200, dtype=np.float32).reshape(30, 40))
+    ex = PILImage.Exif()
+    ex[0x0112] = 6
+    ex[0x010F] = "Canon"
+    PILImage.fromarray(rnd(30, 40)).save(d / "rot.jpg", exif=ex, icc_profile=b"icc" * 50, quality=95)
+    r = cli(d, "-o", tmp_path / "o", "--model", "test-rgb", "--weights", weights / "rgb.safetensors", *CFG, "--json", "--quality", "90")
+    assert r.exit_code == 0, r.output
+    o = tmp_path / "o"
+    g = read_image(o / "gray_deblurred.png")
+    assert g.bit_depth == 16 and g.rgb.shape == (30, 40, 3)
+    a = read_image(o / "rgba_deblurred.png")
+    assert a.alpha is not None and np.abs(a.alpha - np.linspace(0, 1, 1200).reshape(30, 40)).max() < 1 / 255
+    rot = read_image(o / "rot_deblurred.jpg")
+    assert rot.rgb.shape == (40, 30, 3)  # upright, rotated exactly once
+    meta = read_metadata(o / "rot_deblurred.jpg")
+    assert meta["orientation"] == 1 and meta["icc"] == b"icc" * 50
+    rep = json.loads(r.stdout)
+    assert {i["name"].split("/")[-1]: i["info"]["orientation"] for i in rep["items"]}["rot.jpg"] == 6
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "dpdeblur", "deblur", *map(str, args)], capture_output=True, text=True, env=ENV)
+
+
+def test_missing_weights_fail_before_work(pairs, tmp_path):
+    r = run(pairs, "-o", tmp_path / "o", "--model", "dmtnet-t")
+    assert r.returncode == 1
+    assert "dmtnet-t" in r.stderr and "--weights" in r.stderr and "dpdeblur train" in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("extra", [["--left", "x_L.png"], ["--blend", "plain"], ["--bit-depth", "12"], ["--model-config", "oops"]])
+def test_usage_errors_exit_2(pairs, weights, extra):
+    r = cli(pairs, "--model", "dmtnet-t", "--weights", weights / "dp.safetensors", *CFG, *extra)
+    assert r.exit_code == 2, r.output
+    assert "error:" in r.output
+
+
+def test_rgb_api_accepts_arrays(weights):
+    import dpdeblur
+
+    img = rnd(33, 47)
+    y = dpdeblur.deblur(img, model="test-rgb", weights=weights / "rgb.safetensors", tile=32, overlap=16, model_config=TINY)
+    assert y.shape == (33, 47, 3) and y.dtype == np.float32 and 0 <= y.min() and y.max() <= 1
+    with pytest.raises(Exception, match="dual-pixel"):
+        dpdeblur.deblur(img, model="dmtnet-t", weights=weights / "dp.safetensors", model_config=TINY)
+
+
+def test_globs_and_recursive_folders(pairs, weights, tmp_path):
+    sub = pairs / "sub"
+    sub.mkdir()
+    for v, seed in (("L", 3), ("R", 4)):
+        write_image(sub / f"k_{v}.jpg", rnd(40, 56, seed=seed), 8)
+    common = ["--model", "dmtnet-t", "--weights", weights / "dp.safetensors", *CFG, "--json"]
+    r = cli(str(pairs / "a_*.png"), "-o", tmp_path / "g", *common)  # a glob: the twins pair up
+    assert r.exit_code == 0 and json.loads(r.stdout)["ok"] == 1
+    r = cli(str(pairs / "sub"), "-o", tmp_path / "r", *common, "--ext", "png")
+    assert r.exit_code == 0 and (tmp_path / "r" / "k_deblurred.png").is_file()
+    r = cli(pairs, "-r", "-o", tmp_path / "rr", *common)
+    rep = json.loads(r.stdout)
+    assert rep["ok"] == 3 and (tmp_path / "rr" / "k_deblurred.jpg").is_file()  # a, b and sub/k
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys; from dpdeblur.cli import app; import typer.testing as tt;"
+            "r=tt.CliRunner().invoke(app, ['deblur', '--help']); assert r.exit_code==0 and '--tile' in r.output;"
+            "print('torch' in sys.modules, 'numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True).stdout.split()
+    assert out == ["False", "False"]
