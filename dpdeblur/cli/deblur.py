@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from pathlib import Path
+from typing import List, Optional, Tuple
 
 import typer
 
@@ -34,6 +35,8 @@ def deblur_cmd(
     bit_depth: str = typer.Option("auto", "--bit-depth", help="auto (as input), 8 or 16 (JPEG is always 8)."),
     quality: int = typer.Option(95, "--quality", help="JPEG quality 1-100."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo outputs that already exist."),
+    stored_view: str = typer.Option("right", "--stored-view", help="Raw files: which photodiode the second frame holds (Canon does not document it)."),
+    flat_field: Optional[Tuple[Path, Path]] = typer.Option(None, "--flat-field", metavar="WHITE_L WHITE_R", help="Raw files: white-sheet left and right views correcting the complementary vignetting.", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON report on stdout."),
 ) -> None:
     """Deblur photos with a dual-pixel (view pairs, raw files) or single-image model.
@@ -50,6 +53,13 @@ def deblur_cmd(
     card = get_card(model)
     require_weights(card.name, weights)  # before any work
     check_output_options(ext, bit_depth, quality)
+    if stored_view not in ("left", "right"):
+        raise UsageError(f"--stored-view must be left or right, got {stored_view!r}")
+    raw_options: dict = {"stored_view": stored_view}
+    if flat_field and flat_field[0] is not None:
+        from dpdeblur.io.raw import load_flat_field
+
+        raw_options["flat_field"] = load_flat_field(flat_field)
     from dpdeblur.models.registry import parse_model_config
 
     overrides = parse_model_config(model_config)
@@ -64,7 +74,7 @@ def deblur_cmd(
         channels_last=channels_last, warn=warn,
     )
     report = deblur_files(items, d, output_dir, suffix=suffix, ext=ext, bit_depth=bit_depth, quality=quality,
-                          overwrite=overwrite, console=console)
+                          overwrite=overwrite, raw_options=raw_options, console=console)
     report.print_summary(console)
     if as_json:
         print_json({**report.to_dict(), "model": card.name, "weights": weights, "device": str(d.device),

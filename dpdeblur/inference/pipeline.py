@@ -38,10 +38,7 @@ __all__ = [
     "deblur",
 ]
 
-try:  # raw dual-pixel files arrive with the split-dp feature
-    from dpdeblur.io.raw import RAW_EXTS
-except ImportError:
-    RAW_EXTS = (".cr2", ".cr3", ".dng")
+from dpdeblur.io.raw import RAW_EXTS
 
 _VIEW = re.compile(r"^(?P<id>.+)_(?P<v>[LRlr])$")
 
@@ -72,6 +69,9 @@ class Loaded:
     exif: bytes | None = None
     icc: bytes | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: EXIF orientation still to apply to the result: raw views stay in sensor orientation
+    #: (disparity horizontal) through the network and are turned upright afterwards.
+    pending_orientation: int = 1
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -165,21 +165,21 @@ def _dpdd_pairs(lefts: Sequence[Path], right_dir: Path) -> list[InputItem]:
     return items
 
 
-def load_item(item: InputItem, dual_pixel: bool) -> Loaded:
+def load_item(item: InputItem, dual_pixel: bool, raw_options: dict | None = None) -> Loaded:
     """The single place that decodes an input: pairs and images via :func:`read_image`,
-    raw files via ``dpdeblur.io.raw.read_dual_pixel``."""
+    raw files via :func:`dpdeblur.io.raw.read_dual_pixel` (split in memory, no temporary
+    files; ``raw_options`` such as ``stored_view`` and ``flat_field`` are passed to it)."""
     if item.error:
         raise InputError(item.error)
     if item.kind == "raw":
-        try:
-            from dpdeblur.io.raw import read_dual_pixel
-        except ImportError:
-            raise InputError(f"{item.paths[0]}: raw dual-pixel files need dpdeblur's raw reader (split-dp); export the views as <id>_L/<id>_R images") from None
-        dp = read_dual_pixel(item.paths[0])
+        from dpdeblur.io.raw import read_dual_pixel
+
+        dp = read_dual_pixel(item.paths[0], **(raw_options or {}))
         views = {"left": dp.left, "right": dp.right}
         return Loaded(
             image=None if dual_pixel else dp.combined, views=views if dual_pixel else None,
             bit_depth=16, exif=dp.exif, meta=dict(dp.meta),
+            pending_orientation=int(dp.meta.get("orientation", 1) or 1),
         )
     if item.kind == "pair":
         left, right = (read_image(p) for p in item.paths)
@@ -285,7 +285,12 @@ class Deblurrer:
         x = self.model_input(loaded)
         y = tiled_forward(self.model, x, self.settings, self.device, self.dtype, self.channels_last, self.warn)
         del x
-        return y[0].clamp_(0, 1).permute(1, 2, 0).contiguous().numpy()
+        out = y[0].clamp_(0, 1).permute(1, 2, 0).numpy()
+        if loaded.pending_orientation != 1:
+            from dpdeblur.io.metadata import apply_orientation
+
+            out = apply_orientation(out, loaded.pending_orientation)
+        return np.ascontiguousarray(out)
 
 
 # ----------------------------------------------------------------------------- outputs and batches
@@ -326,6 +331,7 @@ def deblur_files(
     bit_depth: str | int = "auto",
     quality: int = 95,
     overwrite: bool = False,
+    raw_options: dict | None = None,
     console=None,
     progress: bool = True,
 ):
@@ -353,7 +359,7 @@ def deblur_files(
             raise InputError(it.error)
         if out.exists() and not overwrite:
             return ItemResult(it.name, status="skipped", outputs=[str(out)])
-        loaded = load_item(it, deblurrer.dual_pixel)
+        loaded = load_item(it, deblurrer.dual_pixel, raw_options)
         y = deblurrer.run(loaded)
         depth = loaded.bit_depth if str(bit_depth) == "auto" else int(bit_depth)
         write_image(out, y, depth, alpha=loaded.alpha, quality=quality, exif=loaded.exif, icc=loaded.icc)
