@@ -221,7 +221,8 @@ def test_make_samples(tmp_path):
     files = make_samples(tmp_path)
     assert len(files) == 4 * len(SAMPLES) + 1
     for sid in SAMPLES:
-        l, r, c = (cv2.imread(str(tmp_path / f"{sid}_{v}.png"), cv2.IMREAD_UNCHANGED) for v in "LRC")
+        l, r = (cv2.imread(str(tmp_path / f"{sid}_{v}.png"), cv2.IMREAD_UNCHANGED) for v in "LR")
+        c = cv2.imread(str(tmp_path / "combined" / f"{sid}.png"), cv2.IMREAD_UNCHANGED)
         assert l.dtype == np.uint16 and l.shape == (192, 256, 3)
         ok = (l < 65535) & (r < 65535)
         assert np.abs(c.astype(float) - (l.astype(float) + r) / 2)[ok].max() <= 1.0

@@ -3,7 +3,7 @@
     python -m dpdeblur.data.synth_samples assets/samples
 
 Writes ``<id>_L.png``, ``<id>_R.png`` (dual-pixel views, written x2 like DPDD),
-``<id>_C.png`` (combined image, for single-image models), ``sharp/<id>.png``
+``combined/<id>.png`` (combined image, for single-image models), ``sharp/<id>.png``
 (ground truth) as 16-bit PNG, and ``README.md``. Only the held-out scikit-image
 photographs (:data:`~dpdeblur.data.synth_sources.HELD_OUT`) and procedural
 textures are used, with seeds from their own stream (``[SAMPLES_SEED, i]``), so
@@ -67,7 +67,7 @@ def make_samples(out_dir: str | Path) -> list[Path]:
         info: dict = {}
         sharp, left, right, comb = synthesize_layered(bg, fgs, PARAMS, rng, info=info)
         for path, arr, bits in ((out / f"{sid}_L.png", left, 16), (out / f"{sid}_R.png", right, 16),
-                                (out / f"{sid}_C.png", comb, 16), (out / "sharp" / f"{sid}.png", sharp, SHARP_BITS)):
+                                (out / "combined" / f"{sid}.png", comb, 16), (out / "sharp" / f"{sid}.png", sharp, SHARP_BITS)):
             written.append(_write_png(path, arr, bits))
         used.update([bg_name, *fg_names])
         rows.append(f"| `{sid}` | {bg_name} + {', '.join(fg_names)} | {', '.join(f'{r:+.1f}' for r in info['radii'])} |")
@@ -82,8 +82,9 @@ def make_samples(out_dir: str | Path) -> list[Path]:
         "`dpdeblur synth` training split, so models trained on synthetic data have not seen them.",
         "",
         "- `<id>_L.png`, `<id>_R.png`: left and right dual-pixel views, 16-bit PNG, written x2 like DPDD",
-        "  (each photodiode holds half the light), so `<id>_C.png = (L + R) / 2`.",
-        "- `<id>_C.png`: the combined (ordinary) defocused image, for single-image models.",
+        "  (each photodiode holds half the light), so `combined/<id>.png = (L + R) / 2`.",
+        "- `combined/<id>.png`: the combined (ordinary) defocused image, for single-image models",
+        "  (in its own folder so that `dpdeblur deblur assets/samples` sees only view pairs).",
         "- `sharp/<id>.png`: the all-in-focus ground truth, to compare against.",
         "",
         "| id | planes (back to front) | signed defocus radius per plane, px |",
