@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import typer
 
@@ -114,3 +114,71 @@ def compare_cmd(
     out_console().print(compare_table(cmp))
     if cmp["only_a"] or cmp["only_b"]:
         err_console().print(f"{len(cmp['only_a'])} rows only in {a}, {len(cmp['only_b'])} only in {b}")
+
+
+@bench_app.command("quality")
+@guarded
+def quality_cmd(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="dpdd, sdd, gopro, hide, realdof or folder."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the data set."),
+    split: str = typer.Option("test", help="Split to score (train, val, test)."),
+    model: str = typer.Option("identity", "--model", "-m", help="Model name; 'identity' scores the blurry input only."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Weights file (default: the model's own)."),
+    model_config: Optional[List[str]] = typer.Option(None, "--model-config", help="Builder overrides KEY=VALUE[,KEY=VALUE]."),
+    blur: Optional[Path] = typer.Option(None, "--blur", help="folder: blurry images."),
+    sharp: Optional[Path] = typer.Option(None, "--sharp", help="folder: ground truth images."),
+    left: Optional[Path] = typer.Option(None, "--left", help="folder: left dual-pixel views."),
+    right: Optional[Path] = typer.Option(None, "--right", help="folder: right dual-pixel views."),
+    tile: int = typer.Option(512, help="Tile size for inference (0 = whole image)."),
+    overlap: int = typer.Option(64, help="Tile overlap in pixels."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N, mps."),
+    precision: str = typer.Option("auto", help="auto, fp32, bf16, fp16."),
+    ssim: str = typer.Option("wang", "--ssim", help="SSIM window: wang (11x11 Gaussian) or skimage-default (7x7 uniform)."),
+    deformed_gt: Optional[bool] = typer.Option(None, "--deformed-gt/--no-deformed-gt", help="Also score against the GT warped onto the output (default: on for sdd)."),
+    scene_list: Optional[Path] = typer.Option(None, "--scene-list", help="Lines '<id> indoor|outdoor' (default: <root>/indoor.txt, outdoor.txt)."),
+    lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="Local LPIPS AlexNet weights (never downloaded)."),
+    limit: Optional[int] = typer.Option(None, help="Score only the first N images."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the JSON report to this file."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Write per-image metrics to this CSV file."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the aggregate table as Markdown."),
+    save_images: Tuple[int, str] = typer.Option((0, ""), "--save-images", help="K DIR: crops (input | output | truth) of the K worst and K best images, 8-bit PNG."),
+    crop: int = typer.Option(256, help="Side of the --save-images crops in pixels."),
+) -> None:
+    """PSNR / SSIM / MAE per image and per subset, beside the blurry input ("identity" row)."""
+    from dpdeblur.bench.quality import QualityConfig, bench_quality, per_image_csv, quality_markdown, save_crops, table_columns
+    from dpdeblur.bench.report import rich_table, save_report
+    from dpdeblur.errors import UsageError
+    from dpdeblur.utils.atomic import atomic_write_text
+
+    k, img_dir = save_images[0], Path(save_images[1])
+    if k < 0:
+        raise UsageError("--save-images K DIR: K must be >= 0, e.g. --save-images 3 crops/")
+    cfg = QualityConfig(
+        dataset=dataset, data_root=data_root, split=split, model=model, weights=weights,
+        model_config=_overrides(model_config), folders=dict(blur=blur, sharp=sharp, left=left, right=right),
+        tile=tile, overlap=overlap, device=device, precision=precision, ssim=ssim, deformed_gt=deformed_gt,
+        scene_list=scene_list, lpips_weights=lpips_weights, limit=limit, crops=crop if k else 0,
+    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("[bold]quality[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  console=err_console(), transient=True) as bar:
+        task = bar.add_task("", total=None)
+        report, crops = bench_quality(cfg, on_image=lambda i, n, name: bar.update(task, completed=i, total=n, description=name))
+    if output:
+        save_report(output, report)
+    if csv:
+        atomic_write_text(csv, per_image_csv(report))
+    if markdown:
+        atomic_write_text(markdown, quality_markdown(report))
+    if k:
+        files = save_crops(crops, report["per_image"], report["meta"]["model"], k, img_dir)
+        err_console().print(f"wrote {len(files)} crops to {img_dir}", highlight=False)
+    if as_json:
+        print_json(report)
+        return
+    m = report["meta"]
+    out_console().print(rich_table(report["rows"], table_columns(report),
+                                   title=f"dpdeblur bench quality: {m['dataset']} {m['split']} ({m['n_images']} images)"))
+    out_console().print(f"SSIM window: {m['ssim_window']}; LPIPS: {m['lpips']}", highlight=False)

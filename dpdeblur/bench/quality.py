@@ -1,0 +1,316 @@
+"""Quality reports (``dpdeblur bench quality``): PSNR / SSIM / MAE (and LPIPS) of a model
+on a test split, per image and aggregated, beside the blurry input itself ("identity").
+
+Protocol (REFERENCE.md sections 2 and 4):
+
+- images are read at the bit depth the data set stores (16-bit DPDD, 8-bit SDD...) as
+  [0, 1] floats; the model output is scored as float (clamped to [0, 1], never
+  re-quantised); PSNR from the MSE over pixels and channels, MAE likewise;
+- SSIM with a named window (``wang``: 11x11 Gaussian, or ``skimage-default``: 7x7 uniform);
+- dual-pixel sets: the "identity" row scores the combined image (or the mean of the views
+  when the set has no combined image);
+- DPDD: ``indoor`` / ``outdoor`` rows from scene labels (:func:`scene_labels`) beside
+  ``combined`` (all images; every data set has that row);
+- SDD (or ``deformed_gt=True``): JDRL's protocol, the ground truth warped onto the output
+  by optical flow (:func:`dpdeblur.flow.align.deformed_gt`) before scoring, reported as
+  ``psnr_deformed`` / ``ssim_deformed`` / ``mae_deformed`` beside the plain numbers.
+
+A report is ``{"kind": "quality", "meta", "rows", "per_image"}``; rows are keyed by
+``model`` / ``dataset`` / ``subset`` (:data:`dpdeblur.bench.report.KINDS`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from dpdeblur.errors import DataError, InputError, UsageError
+
+__all__ = [
+    "IDENTITY", "SUBSETS", "LPIPS_SKIPPED", "QualityConfig", "scene_labels", "score_image",
+    "aggregate", "bench_quality", "per_image_csv", "quality_markdown", "save_crops", "best_worst",
+]
+
+IDENTITY = "identity"
+SUBSETS = ("combined", "indoor", "outdoor")
+METRICS = ("psnr", "ssim", "mae")
+LPIPS_SKIPPED = "skipped: needs AlexNet/VGG weights, none downloaded (pass --lpips-weights FILE)"
+
+
+@dataclass
+class QualityConfig:
+    """What to score. ``model``: a registry name, ``"identity"`` (the blurry input only) or
+    a built ``nn.Module``; ``folders``: ``blur`` / ``sharp`` / ``left`` / ``right`` for
+    ``dataset="folder"``; ``deformed_gt=None``: on for SDD only."""
+
+    dataset: str
+    data_root: str | Path | None = None
+    split: str = "test"
+    model: Any = IDENTITY
+    weights: str | Path | None = None
+    model_config: dict[str, Any] = field(default_factory=dict)
+    folders: dict[str, str | Path | None] = field(default_factory=dict)
+    tile: int = 512
+    overlap: int = 64
+    device: str = "auto"
+    precision: str = "auto"
+    ssim: str = "wang"
+    deformed_gt: bool | None = None
+    scene_list: str | Path | None = None
+    lpips_weights: str | Path | None = None
+    limit: int | None = None
+    crops: int = 0  # keep side-by-side crops for best/worst selection (pixels per side; 0 = none)
+
+
+# ----------------------------------------------------------------------------- labels and scoring
+
+
+def scene_labels(root: str | Path | None, scene_list: str | Path | None = None) -> dict[str, str]:
+    """id -> ``indoor`` | ``outdoor``: from ``scene_list`` (lines ``<id> indoor|outdoor``) or
+    ``<root>/indoor.txt`` + ``<root>/outdoor.txt`` (one id per line); ``{}`` when neither exists.
+    Ids are file stems (extensions and folders are dropped)."""
+    labels: dict[str, str] = {}
+    if scene_list is not None:
+        path = Path(scene_list)
+        if not path.is_file():
+            raise InputError(f"{path}: scene list not found; pass a file of '<id> indoor|outdoor' lines")
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            parts = line.split("#")[0].split()
+            if not parts:
+                continue
+            if len(parts) != 2 or parts[1].lower() not in ("indoor", "outdoor"):
+                raise InputError(f"{path}:{n}: expected '<id> indoor|outdoor', got {line.strip()!r}")
+            labels[Path(parts[0]).stem] = parts[1].lower()
+        return labels
+    for kind in ("indoor", "outdoor"):
+        f = Path(root) / f"{kind}.txt" if root is not None else None
+        if f is not None and f.is_file():
+            for line in f.read_text().splitlines():
+                if line.split("#")[0].strip():
+                    labels[Path(line.split("#")[0].strip()).stem] = kind
+    return labels
+
+
+def _t(a: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).permute(2, 0, 1)[None]
+
+
+def score_image(pred: np.ndarray, gt: np.ndarray, ssim_window: str = "wang", lpips=None) -> dict[str, float]:
+    """PSNR / SSIM / MAE (and LPIPS when ``lpips`` is a callable) of ``pred`` against ``gt``,
+    both :math:`(H, W, 3)` floats in [0, 1]; computed in float64, ``pred`` clamped to [0, 1]."""
+    from dpdeblur.metrics import compute_metrics
+
+    p, g = _t(pred), _t(gt)
+    out = {k: float(v[0]) for k, v in compute_metrics(p, g, ssim_window).items()}
+    if lpips is not None:
+        out["lpips"] = float(lpips(p.float().clamp(0, 1), g.float())[0])
+    return out
+
+
+def aggregate(per_image: list[dict[str, Any]], dataset: str, labelled: bool) -> list[dict[str, Any]]:
+    """Mean of every metric per model and subset (``combined`` always; ``indoor`` /
+    ``outdoor`` when ``labelled``); ``n`` counts the images of each row."""
+    rows = []
+    for model in dict.fromkeys(r["model"] for r in per_image):
+        mine = [r for r in per_image if r["model"] == model]
+        for subset in SUBSETS if labelled else SUBSETS[:1]:
+            sel = mine if subset == "combined" else [r for r in mine if r.get("scene") == subset]
+            if not sel:
+                continue
+            row: dict[str, Any] = {"model": model, "dataset": dataset, "subset": subset, "n": len(sel)}
+            for k in sel[0]:
+                if k not in ("model", "id", "scene", "bit_depth") and isinstance(sel[0][k], float):
+                    row[k] = float(np.mean([r[k] for r in sel]))
+            rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------------- crops
+
+
+def _crop_box(blur: np.ndarray, gt: np.ndarray, size: int) -> tuple[int, int, int, int]:
+    """(y, x, h, w) of the ``size`` window where the input differs most from the truth (most blur)."""
+    h, w = gt.shape[:2]
+    ch, cw = min(size, h), min(size, w)
+    err = np.abs(blur - gt).mean(axis=2, dtype=np.float64)
+    ii = np.pad(err.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    win = ii[ch:, cw:] - ii[:-ch, cw:] - ii[ch:, :-cw] + ii[:-ch, :-cw]
+    y, x = np.unravel_index(int(np.argmax(win)), win.shape)
+    return int(y), int(x), ch, cw
+
+
+def _side_by_side(blur: np.ndarray, out: np.ndarray, gt: np.ndarray, size: int) -> np.ndarray:
+    """:math:`(h, 3w + 8, 3)` uint8: input | output | ground truth crops, 4-px white gaps."""
+    from dpdeblur.io.images import from_float
+
+    y, x, ch, cw = _crop_box(blur, gt, size)
+    gap = np.ones((ch, 4, 3), np.float32)
+    parts = [np.clip(a[y : y + ch, x : x + cw], 0, 1).astype(np.float32) for a in (blur, out, gt)]
+    return from_float(np.concatenate([parts[0], gap, parts[1], gap, parts[2]], axis=1), 8)
+
+
+def best_worst(per_image: list[dict[str, Any]], model: str, k: int) -> tuple[list[dict], list[dict]]:
+    """The ``k`` worst and ``k`` best images of ``model`` by PSNR (worst first / best first)."""
+    mine = sorted((r for r in per_image if r["model"] == model), key=lambda r: r["psnr"])
+    return mine[:k], mine[::-1][:k]
+
+
+def save_crops(crops: dict[str, np.ndarray], per_image: list[dict[str, Any]], model: str, k: int, out_dir: str | Path) -> list[Path]:
+    """Write ``worst-NN-<id>.png`` / ``best-NN-<id>.png`` (8-bit, input | output | truth)."""
+    from dpdeblur.io.images import write_image
+
+    worst, best = best_worst(per_image, model, k)
+    written = []
+    for tag, rows in (("worst", worst), ("best", best)):
+        for n, r in enumerate(rows, 1):
+            name = f"{tag}-{n:02d}-{r['id'].replace('/', '_')}.png"
+            written.append(write_image(Path(out_dir) / name, crops[r["id"]], bit_depth=8))
+    return written
+
+
+# ----------------------------------------------------------------------------- the benchmark
+
+
+def _lpips_fn(weights: str | Path | None):
+    if weights is None:
+        return None, LPIPS_SKIPPED
+    from dpdeblur.metrics.lpips import LPIPS
+
+    net = LPIPS.from_file(weights)
+    return net, f"alexnet ({Path(weights).name})"
+
+
+def _read_sample(sample, need_views: bool) -> tuple[dict[str, np.ndarray], int]:
+    """Planes of a sample (``blur``, ``sharp``, views when ``need_views``) and the truth's bit depth."""
+    from dpdeblur.io.images import read_image
+
+    sharp = read_image(sample.sharp)
+    planes = {"sharp": sharp.rgb}
+    for name in ("left", "right", "blur"):
+        p = getattr(sample, name)
+        if p is not None and (name == "blur" or need_views or sample.blur is None):
+            planes[name] = read_image(p).rgb
+    if "blur" not in planes:
+        planes["blur"] = (planes["left"] + planes["right"]) * 0.5
+    for name, a in planes.items():
+        if a.shape != sharp.rgb.shape:
+            raise DataError(f"{getattr(sample, name) or sample.sharp}: {name} image {a.shape[1]}x{a.shape[0]} differs "
+                            f"from the ground truth {sample.sharp} {sharp.rgb.shape[1]}x{sharp.rgb.shape[0]}")
+    return planes, sharp.bit_depth
+
+
+def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] | None = None):
+    """Score ``cfg.model`` (and the identity baseline) on a data set split.
+
+    Returns ``(report, crops)``: the ``quality`` report dict and, when ``cfg.crops`` > 0,
+    id -> side-by-side uint8 crop of the scored model (for :func:`save_crops`).
+    ``on_image(done, total, id)`` reports progress.
+    """
+    from dpdeblur.data import check_fit, find_pairs
+    from dpdeblur.inference.pipeline import Deblurrer, Loaded
+    from dpdeblur.metrics import SSIM_WINDOWS
+
+    if cfg.ssim not in SSIM_WINDOWS:
+        raise UsageError(f"--ssim {cfg.ssim!r}: choose one of {', '.join(SSIM_WINDOWS)}")
+    images = find_pairs(cfg.dataset, cfg.data_root, cfg.split, **cfg.folders)
+    dataset = images.name
+    samples = images.samples[: cfg.limit] if cfg.limit else images.samples
+    deblurrer = name = None
+    if isinstance(cfg.model, str) and cfg.model == IDENTITY:
+        name = IDENTITY
+    else:
+        deblurrer = Deblurrer(cfg.model, cfg.weights, cfg.model_config, tile=cfg.tile, overlap=cfg.overlap,
+                              device=cfg.device, precision=cfg.precision)
+        card = deblurrer.card
+        name = cfg.model if isinstance(cfg.model, str) else (card.name if card else type(cfg.model).__name__)
+        if card is not None:
+            check_fit(images, card)
+    deformed = cfg.deformed_gt if cfg.deformed_gt is not None else dataset == "sdd"
+    labels = scene_labels(cfg.data_root, cfg.scene_list) if dataset == "dpdd" or cfg.scene_list else {}
+    lpips, lpips_note = _lpips_fn(cfg.lpips_weights)
+    estimator = None
+    if deformed:
+        from dpdeblur.flow import DISFlow
+
+        estimator = DISFlow("medium")
+
+    per_image: list[dict[str, Any]] = []
+    crops: dict[str, np.ndarray] = {}
+    depths: set[int] = set()
+    for i, s in enumerate(samples):
+        planes, depth = _read_sample(s, deblurrer is not None and deblurrer.dual_pixel)
+        depths.add(depth)
+        outputs = {IDENTITY: planes["blur"]}
+        if deblurrer is not None:
+            views = {v: planes[v] for v in ("left", "right")} if deblurrer.dual_pixel else None
+            outputs[name] = deblurrer.run(Loaded(image=None if views else planes["blur"], views=views, bit_depth=depth))
+        for model, out in outputs.items():
+            row: dict[str, Any] = {"model": model, "id": s.id, "scene": labels.get(s.id), "bit_depth": depth}
+            row.update(score_image(out, planes["sharp"], cfg.ssim, lpips))
+            if deformed:
+                from dpdeblur.flow.align import deformed_gt
+
+                gt_d = np.clip(deformed_gt(np.clip(out, 0, 1), planes["sharp"], estimator), 0, 1)
+                row.update({f"{k}_deformed": v for k, v in score_image(out, gt_d, cfg.ssim).items()})
+            per_image.append(row)
+        if cfg.crops:
+            crops[s.id] = _side_by_side(planes["blur"], outputs[name], planes["sharp"], cfg.crops)
+        if on_image:
+            on_image(i + 1, len(samples), s.id)
+
+    labelled = any(r["scene"] for r in per_image)
+    meta = {
+        "dataset": dataset, "split": images.split, "data_root": str(cfg.data_root) if cfg.data_root else None,
+        "model": name, "weights": str(cfg.weights) if cfg.weights else None, "model_config": cfg.model_config,
+        "n_images": len(samples), "bit_depth": sorted(depths), "ssim_window": cfg.ssim, "lpips": lpips_note,
+        "deformed_gt": "DIS optical flow (medium), ground truth warped onto each output" if deformed else None,
+        "scene_labels": (f"{sum(1 for s in samples if s.id in labels)} of {len(samples)} images labelled"
+                         if labelled else None),
+        "tile": cfg.tile, "overlap": cfg.overlap,
+        "device": str(deblurrer.device) if deblurrer else None, "precision": str(deblurrer.dtype).replace("torch.", "") if deblurrer else None,
+    }
+    report = {"kind": "quality", "meta": meta, "rows": aggregate(per_image, dataset, labelled), "per_image": per_image}
+    return report, crops
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def _columns(rows: list[dict[str, Any]], first: tuple[str, ...]) -> list[str]:
+    order = ["psnr", "ssim", "mae", "lpips", "psnr_deformed", "ssim_deformed", "mae_deformed"]
+    return [*first, *(c for c in order if any(c in r for r in rows))]
+
+
+def table_columns(report: dict[str, Any]) -> list[str]:
+    """Columns of the aggregate table (those some row has)."""
+    return _columns(report["rows"], ("model", "dataset", "subset", "n"))
+
+
+def per_image_csv(report: dict[str, Any]) -> str:
+    """CSV text, one line per (model, image)."""
+    import csv
+    import io
+
+    cols = _columns(report["per_image"], ("model", "id", "scene", "bit_depth"))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in report["per_image"]:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
+    return buf.getvalue()
+
+
+def quality_markdown(report: dict[str, Any]) -> str:
+    """The aggregate table as Markdown with a caption naming the protocol."""
+    from dpdeblur.bench.report import markdown_table
+
+    m = report["meta"]
+    notes = [f"SSIM window: {m['ssim_window']}", f"LPIPS: {m['lpips']}", f"bit depth: {'/'.join(map(str, m['bit_depth']))}"]
+    if m.get("deformed_gt"):
+        notes.append(f"*_deformed: {m['deformed_gt']}")
+    return markdown_table(report["rows"], table_columns(report)) + "\n" + "; ".join(notes) + ".\n"
