@@ -130,3 +130,23 @@ def test_sampler_resumes_mid_epoch_and_shards():
     r0.set_position(0)
     r1.set_position(0)
     assert sorted(k[0] for k in [*r0, *r1]) == list(range(10))
+
+
+def test_views_side_by_side_in_one_folder(tmp_path):
+    """--left and --right may name one folder holding <id>_L and <id>_R (as assets/samples)."""
+    import numpy as np
+
+    from dpdeblur.data import find_pairs
+    from dpdeblur.errors import DataError
+    from dpdeblur.io.images import write_image
+
+    d, s = tmp_path / "views", tmp_path / "sharp"
+    for i in ("a", "b"):
+        write_image(d / f"{i}_L.png", np.zeros((8, 8, 3)), 8)
+        write_image(d / f"{i}_R.png", np.ones((8, 8, 3)), 8)
+        write_image(s / f"{i}.png", np.ones((8, 8, 3)), 8)
+    imgs = find_pairs("folder", None, "train", left=d, right=d, sharp=s)
+    assert [(x.left.name, x.right.name) for x in imgs.samples] == [("a_L.png", "a_R.png"), ("b_L.png", "b_R.png")]
+    write_image(s / "a.jpg", np.ones((8, 8, 3)), 8)
+    with pytest.raises(DataError, match="same image"):
+        find_pairs("folder", None, "train", left=d, right=d, sharp=s)

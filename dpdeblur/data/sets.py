@@ -60,13 +60,28 @@ class ImageSet:
         return len(self.samples)
 
 
-def _images(d: Path) -> dict[str, Path]:
+_ROLE_SUFFIX = {"left": ("_l", "_left"), "right": ("_r", "_right")}
+
+
+def _images(d: Path, role: str = "") -> dict[str, Path]:
+    """Image files of ``d`` by id (stem without a view suffix). For the ``left`` / ``right``
+    roles, a folder that holds both views (``<id>_L`` and ``<id>_R`` side by side) contributes
+    only its files of that view; two files with one id are an error."""
     if not d.is_dir():
         raise DataError(f"{d}: folder not found; check --data-root and the data set layout (dpdeblur train --help)")
-    out = {}
-    for p in sorted(d.iterdir()):
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."):
-            out[_VIEW_SUFFIX.sub("", p.stem)] = p
+    files = [p for p in sorted(d.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")]
+    own = _ROLE_SUFFIX.get(role)
+    if own and any(p.stem.lower().endswith(own) for p in files):
+        files = [p for p in files if p.stem.lower().endswith(own)]
+    out: dict[str, Path] = {}
+    clashes = []
+    for p in files:
+        key = _VIEW_SUFFIX.sub("", p.stem)
+        if key in out:
+            clashes.append(f"{out[key].name} and {p.name}")
+        out[key] = p
+    if clashes:
+        raise DataError(f"{d}: files that pair as the same image: {_few(clashes)}; keep one per id (or split views into --left/--right folders)")
     return out
 
 
@@ -77,7 +92,7 @@ def _few(xs: list, n: int = 8) -> str:
 
 def _pair(name: str, split: str, folders: dict[str, Path]) -> ImageSet:
     """Pair the files of ``folders`` (role -> dir, roles among blur/sharp/left/right) by stem."""
-    found = {role: _images(d) for role, d in folders.items()}
+    found = {role: _images(d, role) for role, d in folders.items()}
     ids = sorted(set().union(*found.values()))
     unpaired = []
     for i in ids:
