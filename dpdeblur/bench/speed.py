@@ -26,6 +26,7 @@ class SpeedConfig:
     sizes: Sequence[tuple[int, int]] = ((512, 512),)  # (height, width)
     overlap: int = 64
     tile_batch: int = 1
+    global_stats: bool = True
     warmup: int = 1
     runs: int = 3
     max_seconds: float = 60.0
@@ -33,14 +34,13 @@ class SpeedConfig:
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def overlap_extra_area(h: int, w: int, tile: int, overlap: int, multiple_of: int) -> float:
-    """Fraction of extra pixels the model processes when tiling (sum of tile areas
-    over the padded image area, minus one): the inherent cost of the overlap."""
-    from dpdeblur.inference.tiling import _tile_grid
+def overlap_extra_area(model, h: int, w: int, tile: int, overlap: int) -> float:
+    """Fraction of extra pixels the model processes when tiling (sum of tile areas over
+    the image area, minus one): the inherent cost of the overlap (and padding)."""
+    from dpdeblur.inference.tiling import plan_tiles
 
-    hp, wp = h + (-h) % multiple_of, w + (-w) % multiple_of
-    th, tw, tiles, _, _ = _tile_grid(hp, wp, tile, overlap, multiple_of)
-    return len(tiles) * th * tw / (hp * wp) - 1.0
+    th, tw, tiles, _, _ = plan_tiles(model, h, w, tile, overlap)
+    return len(tiles) * th * tw / (h * w) - 1.0
 
 
 def bench_speed(cfg: SpeedConfig, on_row: Callable[[dict], None] | None = None) -> dict[str, Any]:
@@ -76,13 +76,12 @@ def bench_speed(cfg: SpeedConfig, on_row: Callable[[dict], None] | None = None) 
                 card = get_card(name)
                 ov = cfg.overrides.get(name, {})
                 model = create_model(name, weights=cfg.weights.get(name), **ov).eval().to(dev)
-                mult = int(getattr(model, "multiple_of", 1))
                 for h, w in cfg.sizes:
                     macs = count_macs(name, h, w, tuple(sorted(ov.items())))
                     x = torch.rand(1, card.in_channels, h, w)
                     whole_ms = None
                     for tile in sorted(cfg.tiles):  # 0 (whole image) first
-                        settings = TileSettings(tile=tile, overlap=cfg.overlap, tile_batch=cfg.tile_batch)
+                        settings = TileSettings(tile=tile, overlap=cfg.overlap, tile_batch=cfg.tile_batch, global_stats=cfg.global_stats)
                         dt = None if dtype == torch.float32 else dtype
 
                         def fn():
@@ -111,11 +110,12 @@ def bench_speed(cfg: SpeedConfig, on_row: Callable[[dict], None] | None = None) 
                             "pct_of_peak": 100 * gflops / peak,
                             "peak_mem_mb": mem,
                             "runs": t.runs,
+                            "global_stats": cfg.global_stats,
                         }
                         if tile == 0 or tile >= max(h, w):
                             whole_ms = lat if tile == 0 else whole_ms
                         else:
-                            row["overlap_extra_area_pct"] = 100 * overlap_extra_area(h, w, tile, cfg.overlap, mult)
+                            row["overlap_extra_area_pct"] = 100 * overlap_extra_area(model, h, w, tile, cfg.overlap)
                             if whole_ms is not None:
                                 row["tile_overhead_pct"] = 100 * (lat / whole_ms - 1)
                         rows.append(row)

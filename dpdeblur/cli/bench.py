@@ -49,6 +49,7 @@ def speed_cmd(
     size: List[str] = typer.Option(["512x512"], "--size", help="Input size(s) WIDTHxHEIGHT."),
     overlap: int = typer.Option(64, help="Tile overlap in pixels."),
     tile_batch: int = typer.Option(1, help="Tiles per forward pass."),
+    no_global_stats: bool = typer.Option(False, "--no-global-stats", help="Skip the image-statistics pass of tiled DMSSRM models."),
     warmup: int = typer.Option(1, help="Untimed runs first."),
     runs: int = typer.Option(3, help="Timed runs (median reported)."),
     max_seconds: float = typer.Option(60.0, help="Stop timing a configuration after this long (at least one run)."),
@@ -71,7 +72,7 @@ def speed_cmd(
     names = _split(model)
     cfg = SpeedConfig(
         models=names, devices=_split(device), precisions=_split(precision), tiles=tiles, sizes=_sizes(size),
-        overlap=overlap, tile_batch=tile_batch, warmup=warmup, runs=runs, max_seconds=max_seconds,
+        overlap=overlap, tile_batch=tile_batch, global_stats=not no_global_stats, warmup=warmup, runs=runs, max_seconds=max_seconds,
         overrides={n: ov for n in names} if ov else {},
     )
     con = err_console()

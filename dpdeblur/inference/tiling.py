@@ -39,6 +39,7 @@ __all__ = [
     "tile_starts",
     "blend_profile",
     "pooled_modules",
+    "plan_tiles",
     "tiled_forward",
 ]
 
@@ -137,6 +138,14 @@ def _tile_grid(h: int, w: int, tile: int, overlap: int, mult: int, align: int):
         grid.append((npad, t, tile_starts(npad, t, ov, a)))
     (hp, th, ys), (wp, tw, xs) = grid
     return th, tw, [(i, j) for i in range(len(ys)) for j in range(len(xs))], ys, xs
+
+
+def plan_tiles(model: nn.Module, h: int, w: int, tile: int, overlap: int):
+    """The tile grid :func:`tiled_forward` uses for ``model`` on an ``h`` x ``w`` image:
+    ``(tile_h, tile_w, [(row, col), ...], row_starts, col_starts)``."""
+    mult = int(getattr(model, "multiple_of", 1) or 1)
+    align = math.lcm(mult, int(getattr(model, "tile_align", 1) or 1))
+    return _tile_grid(h, w, tile, overlap, mult, align)
 
 
 def _crop(x: torch.Tensor, y0: int, x0: int, th: int, tw: int) -> torch.Tensor:
@@ -240,14 +249,12 @@ def tiled_forward(
     s = settings or TileSettings()
     if s.blend not in BLENDS:
         raise ValueError(f"unknown blend {s.blend!r}; choose one of {', '.join(BLENDS)}")
-    mult = int(getattr(model, "multiple_of", 1) or 1)
-    align = math.lcm(mult, int(getattr(model, "tile_align", 1) or 1))
     h, w = x.shape[-2:]
     run = _Runner(model, device, dtype, channels_last)
     tile, warned = s.tile, False
     mods = pooled_modules(model)
     while True:
-        grid = _tile_grid(h, w, tile, s.overlap, mult, align)
+        grid = plan_tiles(model, h, w, tile, s.overlap)
         th, tw, tiles, ys, xs = grid
         try:
             with torch.inference_mode():
