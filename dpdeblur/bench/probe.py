@@ -68,9 +68,10 @@ def time_fn(fn: Callable[[], object], device, warmup: int = 1, runs: int = 3, ma
     return Timing(statistics.median(times), min(times), len(times))
 
 
-def device_peak(device="cpu", dtype=None, seconds: float = 1.0) -> dict[str, float]:
-    """Measured peak GFLOP/s (2 x MACs / s) of a dense 3x3 convolution (64 channels,
-    the layer DMSSRM spends its time in) and of a square matmul, on ``device``.
+def device_peak(device="cpu", dtype=None, seconds: float = 2.0) -> dict[str, float]:
+    """Measured peak GFLOP/s (2 x MACs / s) of dense 3x3 convolutions and of a square
+    matmul on ``device``: the best rate over a few shapes (64 to 256 channels, maps that
+    fit in cache and maps that do not), since a single shape can sit well below the peak.
 
     Short probes run in the calling process so that they see the same threads,
     clocks and library as the model measured next.
@@ -79,26 +80,32 @@ def device_peak(device="cpu", dtype=None, seconds: float = 1.0) -> dict[str, flo
 
     dev = torch.device(device)
     dtype = dtype or torch.float32
-    with torch.inference_mode():
-        conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(dev, dtype)
-        x = torch.randn(1, 64, 256, 256, device=dev, dtype=dtype)
-        conv_macs = 64 * 64 * 9 * 256 * 256
-        n = 2048 if dev.type != "cpu" else 1024
-        a = torch.randn(n, n, device=dev, dtype=dtype)
-        mm_macs = n**3
+    big = dev.type != "cpu"
+    conv_shapes = [(64, 256), (64, 128), (128, 128), (256, 64)] + ([(256, 256)] if big else [])
+    n = 4096 if big else 1024
 
-        def best(fn, macs):
+    def best(fn, macs, budget):
+        fn()
+        sync(dev)
+        rates, t_end = [], time.perf_counter() + budget
+        while time.perf_counter() < t_end or not rates:
+            t = time.perf_counter()
             fn()
             sync(dev)
-            rates, t_end = [], time.perf_counter() + seconds / 2
-            while time.perf_counter() < t_end or not rates:
-                t = time.perf_counter()
-                fn()
-                sync(dev)
-                rates.append(2 * macs / (time.perf_counter() - t) / 1e9)
-            return max(rates)
+            rates.append(2 * macs / (time.perf_counter() - t) / 1e9)
+        return max(rates)
 
-        return {"conv3x3_gflops": best(lambda: conv(x), conv_macs), "matmul_gflops": best(lambda: a @ a, mm_macs)}
+    budget = seconds / (len(conv_shapes) + 1)
+    with torch.inference_mode():
+        conv_rates = {}
+        for c, hw in conv_shapes:
+            conv = torch.nn.Conv2d(c, c, 3, padding=1).to(dev, dtype)
+            x = torch.randn(1, c, hw, hw, device=dev, dtype=dtype)
+            conv_rates[f"{c}ch@{hw}"] = best(lambda: conv(x), c * c * 9 * hw * hw, budget)
+        a = torch.randn(n, n, device=dev, dtype=dtype)
+        mm = best(lambda: a @ a, n**3, budget)
+    top = max(conv_rates, key=conv_rates.get)
+    return {"conv3x3_gflops": conv_rates[top], "conv3x3_shape": top, "matmul_gflops": mm}
 
 
 def _rss_bytes() -> int:
