@@ -76,6 +76,9 @@ def deblur_cmd(
     report = deblur_files(items, d, output_dir, suffix=suffix, ext=ext, bit_depth=bit_depth, quality=quality,
                           overwrite=overwrite, raw_options=raw_options, console=console)
     report.print_summary(console)
+    if report.count("ok"):
+        where = str(Path(output_dir).resolve()) if output_dir else "beside the inputs"
+        console.print(f"[bold]results:[/] {where} ({{stem}}{suffix}.{{ext}})", highlight=False, soft_wrap=True)
     if as_json:
         print_json({**report.to_dict(), "model": card.name, "weights": weights, "device": str(d.device),
                     "precision": str(d.dtype).replace("torch.", ""), "tile": tile, "overlap": overlap, "blend": blend})

@@ -142,7 +142,7 @@ def texture_score(sharp: np.ndarray) -> float:
 
 
 def _to_item(planes: np.ndarray, names: tuple[str, ...], views: tuple[str, ...], swap: bool = False) -> dict[str, torch.Tensor]:
-    t = torch.from_numpy(np.ascontiguousarray(planes)).permute(2, 0, 1).float().div_(65535.0)
+    t = torch.from_numpy(np.array(planes, dtype=np.uint16)).permute(2, 0, 1).float().div_(65535.0)  # copy: the cache is read-only
     parts = {n: t[3 * k : 3 * k + 3] for k, n in enumerate(names)}
     if swap and "left" in parts:
         parts["left"], parts["right"] = parts["right"], parts["left"]

@@ -27,6 +27,11 @@ _DMTNET = [
     ("dmtnet-h", 4, 46605930, 2444740301952, 48.24e6, 2506.51e9, 26.91, 0.841, 0.034),
 ]
 
+#: weights shipped in assets/weights (model card beside them): name -> (file, sha256)
+BUNDLED = {
+    "dmtnet-t": ("dmtnet-t-synth.safetensors", "bb7d66b972f4f41d249d3665d3a01b38b2d8fe429df9a56906d1de2229ddcf17"),
+}
+
 for name, nd, params, macs, pp, pm, psnr, ssim, mae in _DMTNET:
     register_model(
         ModelCard(
@@ -44,6 +49,8 @@ for name, nd, params, macs, pp, pm, psnr, ssim, mae in _DMTNET:
             module="dpdeblur.models.dmtnet",
             builder="dmtnet",
             config={"n_dmssrm": nd},
+            weights=BUNDLED.get(name, (None, None))[0],
+            weights_sha256=BUNDLED.get(name, (None, None))[1],
             notes=_DMTNET_NOTES,
         )
     )

@@ -133,9 +133,11 @@ def resolve_weights(card: ModelCard) -> Path | None:
     """Path of the card's default weights file, or None if it has none / is absent.
 
     Search order: ``$DPDEBLUR_WEIGHTS_DIR``, ``~/.cache/dpdeblur/weights``, the
-    repository's ``assets/weights``.
+    repository's ``assets/weights`` (source checkout, editable install), then
+    ``<prefix>/share/dpdeblur/weights`` (where ``pip install .`` puts the bundled files).
     """
     import os
+    import sys
 
     if not card.weights:
         return None
@@ -144,6 +146,7 @@ def resolve_weights(card: ModelCard) -> Path | None:
         dirs.append(Path(os.environ["DPDEBLUR_WEIGHTS_DIR"]))
     dirs.append(Path.home() / ".cache" / "dpdeblur" / "weights")
     dirs.append(ASSETS_WEIGHTS_DIR)
+    dirs.append(Path(sys.prefix) / "share" / "dpdeblur" / "weights")
     for d in dirs:
         p = d / card.weights
         if p.is_file():
