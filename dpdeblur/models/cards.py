@@ -29,7 +29,7 @@ _DMTNET = [
 
 #: weights shipped in assets/weights (model card beside them): name -> (file, sha256)
 BUNDLED = {
-    "dmtnet-t": ("dmtnet-t-synth.safetensors", "bb7d66b972f4f41d249d3665d3a01b38b2d8fe429df9a56906d1de2229ddcf17"),
+    "dmtnet-t": ("dmtnet-t-synth.safetensors", "b342c8da2a5c8049b96768c92b45530d3ebc185fd4ccfc7de6ff0d26a27bf867"),
 }
 
 for name, nd, params, macs, pp, pm, psnr, ssim, mae in _DMTNET:
