@@ -113,3 +113,15 @@ def test_untrained_dmtnet_starts_near_identity():
     with torch.no_grad():
         err = (model(x) - (x[:, :3] + x[:, 3:]) / 2).abs().mean()
     assert err < 0.02
+
+
+def test_training_after_inference_in_the_same_process():
+    """Caches filled under inference_mode must not break a later backward pass."""
+    from dpdeblur.models.dmtnet import _relative_index
+
+    _relative_index.cache_clear()
+    model = create_model("dmtnet-s", **TINY)
+    with torch.inference_mode():
+        model(torch.rand(1, 6, 16, 16))
+    model(torch.rand(1, 6, 16, 16)).mean().backward()
+    assert model.feature_extraction.blocks[0].layers[0].attn.relative_position_bias_table.grad is not None

@@ -6,7 +6,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["pad_to_multiple", "LayerNorm2d", "PaddedModel"]
+__all__ = ["pad_to_multiple", "LayerNorm2d", "PaddedModel", "cached_tensors"]
+
+
+def cached_tensors(maxsize: int = 32):
+    """``functools.lru_cache`` for functions returning constant tensors (index maps,
+    filter banks). The tensors are built outside ``inference_mode`` even when first
+    asked for inside it, so a later training step can still use them in autograd."""
+    import functools
+
+    def wrap(fn):
+        @functools.lru_cache(maxsize=maxsize)
+        @functools.wraps(fn)
+        def cached(*args):
+            with torch.inference_mode(False):
+                return fn(*args)
+
+        return cached
+
+    return wrap
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -28,13 +28,11 @@ Choices where the paper is silent (also in the model card notes):
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpdeblur.models.blocks import PaddedModel, pad_to_multiple
+from dpdeblur.models.blocks import PaddedModel, cached_tensors, pad_to_multiple
 
 __all__ = [
     "PatchPartition",
@@ -84,7 +82,7 @@ def _window_reverse(x: torch.Tensor, ws: int, b: int, h: int, w: int) -> torch.T
     return x.reshape(b, h, w, c)
 
 
-@functools.lru_cache(maxsize=32)
+@cached_tensors(maxsize=32)
 def _relative_index(ws: int) -> torch.Tensor:
     coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
     rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (ws - 1)

@@ -26,11 +26,12 @@ a Softmax" cannot keep the zeros beyond the last radius); borders are replicated
 
 from __future__ import annotations
 
-import functools
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from dpdeblur.models.blocks import cached_tensors
 
 __all__ = ["ReblurNet", "ring_filters", "isotropic_kernels", "seed_slices"]
 
@@ -44,7 +45,7 @@ def seed_slices(m: int = 8) -> list[slice]:
     return out
 
 
-@functools.lru_cache(maxsize=8)
+@cached_tensors(maxsize=8)
 def _bank(m: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Ring filters (R, K, K) with K = 2m - 1: full hats at radii 0..m-2, then
     inner half hats at radii 1..m-1; and the seed->ring map P (35, m-1, R)."""
