@@ -12,6 +12,8 @@ from dpdeblur.models.blocks import PaddedModel
 # Tiny builder overrides per family (add one per new family).
 TINY = {
     "dmtnet": dict(dim=12, blocks=1, heads=3, channels=8, n_rbm=1, n_rm=1),
+    "fcn": dict(dim=8, n_pb=1, n_efem=1, n_rim=1, groups=2),
+    "unet": dict(base=4, depth=3),
 }
 
 
