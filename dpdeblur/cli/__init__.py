@@ -8,13 +8,13 @@ from dpdeblur.cli.app import app
 
 # One module per command; each registers itself on ``app`` when imported.
 _COMMANDS = (
-    "models",
+    "deblur",
     "split_dp",
+    "align",
+    "train",
     "bench",
     "synth",
-    "train",
-    "align",
-    "deblur",
+    "models",
 )
 
 for _mod in _COMMANDS:
