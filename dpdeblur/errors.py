@@ -6,6 +6,14 @@ The CLI turns any :class:`DpdeblurError` into ``error: <message>`` and exit code
 
 from __future__ import annotations
 
+from typing import Iterable
+
+
+def few(items: Iterable[object], n: int = 8) -> str:
+    """``"a, b, c (+7 more)"``: the first ``n`` items of a list for a one-line message."""
+    xs = [str(x) for x in items]
+    return ", ".join(xs[:n]) + (f" (+{len(xs) - n} more)" if len(xs) > n else "")
+
 
 class DpdeblurError(Exception):
     """Base class: the message names the file and the fix."""

@@ -188,10 +188,9 @@ class PatchDataset(Dataset):
             self.flows = [Path(flow_dir) / "flow" / f"{s.id}.npy" for s in source.images.samples]
             missing = [str(f) for f, sz in zip(self.flows, self.sizes) if not f.is_file()]
             if missing:
-                from dpdeblur.data.sets import _few
-                from dpdeblur.errors import DataError
+                from dpdeblur.errors import DataError, few
 
-                raise DataError(f"--flow-cache {flow_dir}: no flow for {len(missing)} pairs ({_few(missing)}); "
+                raise DataError(f"--flow-cache {flow_dir}: no flow for {len(missing)} pairs ({few(missing)}); "
                                 "run `dpdeblur align` on this data set first")
 
     def _slide_windows(self, overlap: float, drop_flat: float) -> list[tuple[int, int, int]]:

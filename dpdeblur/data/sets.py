@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dpdeblur.errors import DataError, UsageError
+from dpdeblur.errors import DataError, UsageError, few
 from dpdeblur.io.images import IMAGE_EXTS
 
 __all__ = ["DATASETS", "Sample", "ImageSet", "find_pairs", "check_fit", "check_readable"]
@@ -81,13 +81,8 @@ def _images(d: Path, role: str = "") -> dict[str, Path]:
             clashes.append(f"{out[key].name} and {p.name}")
         out[key] = p
     if clashes:
-        raise DataError(f"{d}: files that pair as the same image: {_few(clashes)}; keep one per id (or split views into --left/--right folders)")
+        raise DataError(f"{d}: files that pair as the same image: {few(clashes)}; keep one per id (or split views into --left/--right folders)")
     return out
-
-
-def _few(xs: list, n: int = 8) -> str:
-    xs = [str(x) for x in xs]
-    return ", ".join(xs[:n]) + (f" (+{len(xs) - n} more)" if len(xs) > n else "")
 
 
 def _pair(name: str, split: str, folders: dict[str, Path]) -> ImageSet:
@@ -101,9 +96,9 @@ def _pair(name: str, split: str, folders: dict[str, Path]) -> ImageSet:
             have = next(found[r][i] for r in found if i in found[r])
             unpaired.append(f"{have} (no {'/'.join(missing)} image)")
     if unpaired:
-        raise DataError(f"{name} {split}: unpaired files: {_few(unpaired)}; remove them or add their partners")
+        raise DataError(f"{name} {split}: unpaired files: {few(unpaired)}; remove them or add their partners")
     if not ids:
-        raise DataError(f"{name} {split}: no images in {_few(list(folders.values()))}")
+        raise DataError(f"{name} {split}: no images in {few(list(folders.values()))}")
     samples = [Sample(id=i, **{r: found[r][i] for r in found}) for i in ids]
     return ImageSet(name, split, samples, has_views="left" in folders)
 
@@ -219,11 +214,11 @@ def check_readable(images: ImageSet, min_size: int = 0) -> ImageSet:
         sizes.append(hw)
     msgs = []
     if bad:
-        msgs.append(f"unreadable files: {_few(bad)}")
+        msgs.append(f"unreadable files: {few(bad)}")
     if mismatched:
-        msgs.append(f"pairs of different sizes: {_few(mismatched)}")
+        msgs.append(f"pairs of different sizes: {few(mismatched)}")
     if small:
-        msgs.append(f"images smaller than the {min_size}px patch: {_few(small)} (lower --patch)")
+        msgs.append(f"images smaller than the {min_size}px patch: {few(small)} (lower --patch)")
     if msgs:
         raise DataError(f"{images.name} {images.split}: " + "; ".join(msgs))
     images.sizes = sizes

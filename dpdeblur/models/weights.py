@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 from typing import Any, Mapping
 
-from dpdeblur.errors import WeightsError
+from dpdeblur.errors import WeightsError, few
 
 __all__ = ["sha256_file", "read_state_dict", "unwrap_state_dict", "load_weights", "save_weights"]
 
@@ -98,16 +98,13 @@ def load_weights(model, path: str | Path, sha256: str | None = None, strict: boo
         if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
     ]
     if strict and (missing or unexpected or shapes):
-        def few(xs):
-            return ", ".join(xs[:5]) + (f" (+{len(xs) - 5} more)" if len(xs) > 5 else "")
-
         parts = []
         if missing:
-            parts.append(f"missing keys: {few(missing)}")
+            parts.append(f"missing keys: {few(missing, 5)}")
         if unexpected:
-            parts.append(f"unexpected keys: {few(unexpected)}")
+            parts.append(f"unexpected keys: {few(unexpected, 5)}")
         if shapes:
-            parts.append(f"shape mismatch: {few(shapes)}")
+            parts.append(f"shape mismatch: {few(shapes, 5)}")
         raise WeightsError(
             f"{path}: weights do not fit model {name} ({'; '.join(parts)}); "
             "pick the --model these weights were trained for"
