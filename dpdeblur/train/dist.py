@@ -34,6 +34,13 @@ class DistEnv:
         if self.enabled and not tdist.is_initialized():
             tdist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
+    @staticmethod
+    def close() -> None:
+        """Destroy the process group: left alive, its threads can abort the interpreter's
+        exit ("terminate called without an active exception") after a finished run."""
+        if tdist.is_available() and tdist.is_initialized():
+            tdist.destroy_process_group()
+
 
 def pick_device(name: str, env: DistEnv) -> torch.device:
     if name == "auto":

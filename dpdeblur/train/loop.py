@@ -225,6 +225,15 @@ def fit(cfg: TrainConfig, resume: bool = False) -> RunResult:
     this; rank 0 writes. Raises :class:`DataError` / :class:`UsageError` before training
     for bad data or settings, :class:`DpdeblurError` after ``max_nonfinite`` bad steps in a row.
     """
+    try:
+        result = _fit(cfg, resume)
+        barrier()  # no rank tears down its connections while another still uses them
+        return result
+    finally:
+        DistEnv.close()
+
+
+def _fit(cfg: TrainConfig, resume: bool) -> RunResult:
     from dpdeblur.losses import build_criterion
     from dpdeblur.models import create_model, get_card
 
