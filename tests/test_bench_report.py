@@ -57,13 +57,12 @@ def test_parse_model_config():
         parse_model_config(["dim"])
 
 
-def test_bench_speed_rows_and_tiling_overhead():
+def test_bench_speed_rows_and_tiling_overhead(tiny):
     """Speed rows for whole and tiled runs of a tiny model: MACs, throughput, overlap area."""
     from dpdeblur.bench.speed import SpeedConfig, bench_speed
 
-    tiny = dict(dim=12, blocks=1, heads=2, window=4)
     rep = bench_speed(SpeedConfig(models=["dmtnet-t"], precisions=["fp32"], tiles=[0, 32], sizes=[(64, 96)],
-                                  overlap=8, runs=1, warmup=0, overrides={"dmtnet-t": tiny}))
+                                  overlap=8, runs=1, warmup=0, overrides={"dmtnet-t": tiny.config("dmtnet")}))
     whole, tiled = rep["rows"]
     assert (whole["tile"], tiled["tile"]) == (0, 32)
     assert whole["size"] == "64x96" and whole["precision"] == "fp32"

@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dpdeblur.errors import DataError, DpdeblurError, UsageError
+from dpdeblur.models.weights import model_metadata
 from dpdeblur.train.checkpoint import get_rng_state, load_state, save_checkpoint, set_rng_state
 from dpdeblur.train.config import TrainConfig
 from dpdeblur.train.dist import DistEnv, all_reduce_, barrier, pick_device
@@ -283,7 +284,7 @@ def _fit(cfg: TrainConfig, resume: bool) -> RunResult:
     eval_model = ema.module if ema is not None else model
     amp = cfg.amp and device.type == "cuda"
     log = _Log(run_dir, cfg, env, step if resume else None, end)
-    meta = {"model": cfg.model, "model_config": json.dumps(cfg.model_config), "format": "dpdeblur-train"}
+    meta = {**model_metadata(cfg.model, cfg.model_config), "format": "dpdeblur-train"}
     log.write({"event": "start", "step": step, "resume": resume, "world": env.world, "device": str(device),
                "steps_per_epoch": spe, "total_steps": total, "train_patches": len(train_ds)})
 
