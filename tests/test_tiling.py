@@ -164,3 +164,25 @@ def test_tiles_on_dmtnet_window_grid_match_whole_image(tiny):
     model.tile_align = 1
     unaligned = tiled_forward(model, x, TileSettings(tile=112, overlap=48))
     assert (out - whole).abs().max() < 0.1 * (unaligned - whole).abs().max()
+
+
+def test_progress_counts_every_forward_pass(tiny, capsys):
+    """``progress(done, total)`` after every tile batch, both passes with global statistics;
+    ``dpdeblur.deblur(..., progress=True)`` shows it as a tqdm bar."""
+    from dpdeblur.inference.tiling import plan_tiles
+
+    model = tiny.model("dmtnet-s")
+    x = torch.rand(1, 6, 96, 136)
+    n = len(plan_tiles(model, 96, 136, 64, 32)[2])
+    for stats, passes in ((False, 1), (True, 2)):
+        calls = []
+        tiled_forward(model, x, TileSettings(tile=64, overlap=32, tile_batch=2, global_stats=stats),
+                      progress=lambda d, t: calls.append((d, t)))
+        assert calls[-1] == (passes * n, passes * n) and [d for d, _ in calls] == sorted({d for d, _ in calls})
+    import dpdeblur
+
+    rgb = tiny.model("unet")
+    n = len(plan_tiles(rgb, 40, 56, 32, 8)[2])
+    capsys.readouterr()
+    y = dpdeblur.deblur(np.random.default_rng(0).random((40, 56, 3)), rgb, tile=32, overlap=8, progress=True)
+    assert y.shape == (40, 56, 3) and f"{n}/{n}" in capsys.readouterr().err
