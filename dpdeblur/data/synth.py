@@ -19,8 +19,9 @@ Model (thin lens, per pixel or per fronto-parallel layer):
   complementary vignetting (gains ``1 -/+ v*x``, x in [-1, 1] across the width,
   sum 2), shot + read noise on each half, ``combined = half_L + half_R``.
 
-Brightness convention (as DPDD / Canon DP data, REFERENCE section 5: "x2 to
-match the combined image"): written views are ``left = 2*half_L``,
+Brightness convention (as Canon Dual Pixel data and the DPDD set of "Defocus
+Deblurring Using Dual-Pixel Data", arXiv:2005.00305: each photodiode holds about
+half the light, so a view is scaled x2 to match the combined image): written views are ``left = 2*half_L``,
 ``right = 2*half_R``, so ``combined = (left + right) / 2`` (exact before clipping
 and 16-bit rounding) and an in-focus pixel has ``left == right == combined ==
 sharp``. Without a depth map the data set uses layered random planes.

@@ -1,4 +1,5 @@
-"""FCN's multi-stage loss with trainable ratios (papers/fcn.txt, Eq. 1)::
+"""FCN's multi-stage loss with trainable ratios ("A feature catcher with excellent deblurring effects",
+ICBDT 2022, Eq. 1)::
 
     L = sum_s r_s * Charbonnier(P_s, G)
 
@@ -28,7 +29,7 @@ __all__ = ["MultiStageRatioLoss"]
 
 
 class MultiStageRatioLoss(nn.Module):
-    """Criterion (see INTERFACES.md): ``forward(output, batch, epoch) -> (loss, logs)``.
+    """Criterion (see :mod:`dpdeblur.losses.criteria`): ``forward(output, batch, epoch) -> (loss, logs)``.
 
     Args:
         n_stages: number of stage images the model returns (FCN: 4).

@@ -1,5 +1,6 @@
 """JDRL: joint deblurring and reblurring learning with misaligned pairs
-(papers/jdrl.txt, Eq. 1-10)::
+("Learning Single Image Defocus Deblurring with Misaligned Training Pairs",
+arXiv:2211.14502, Eq. 1-10)::
 
     L   = L_d + alpha * L_r,  alpha = 0.5
     L_d = Charb(M_f * (warp(S, f) - O)) + Charb(M_g * (warp(O, g) - S))    (Eq. 5)
@@ -30,7 +31,7 @@ __all__ = ["JDRLLoss"]
 
 
 class JDRLLoss(nn.Module):
-    """Criterion (INTERFACES.md): ``forward(output, batch, epoch) -> (loss, logs)``.
+    """Criterion (see :mod:`dpdeblur.losses.criteria`): ``forward(output, batch, epoch) -> (loss, logs)``.
 
     Args:
         base: the model's default criterion; its pixel term is replaced. Kept as a

@@ -1,7 +1,7 @@
 """DMTNet: dynamic multi-scale network for dual-pixel defocus deblurring.
 
 Paper: "DMTNet: Dynamic Multi-scale Network for Dual-pixel Images Defocus
-Deblurring with Transformer" (papers/dmtnet.txt). Structure (Fig. 2)::
+Deblurring with Transformer" (Zhang & Wang, arXiv:2209.06040). Structure (Fig. 2)::
 
     F_C = CONCAT(I_R, I_L)                         (B, 6, H, W), right view first
     F_P = PatchPartition(F_C)                      conv k=s=4 -> 96 ch, LayerNorm
@@ -15,7 +15,7 @@ Choices where the paper is silent (also in the model card notes):
 - window size 7 and 3 heads (Swin-T stage 1 settings for 96 channels): with
   these, DMTNet-T matches Table 1's 147.37G MACs at 1680x1120 within 1%;
 - a "transformer block" is a pair of Swin layers (regular + shifted window),
-  which matches Table 1's 1.23M parameters (REFERENCE.md section 1);
+  which matches Table 1's 1.23M parameters (1.17M here);
 - the feature map is reflect-padded to a multiple of the window inside the
   feature extraction module, so the network itself needs inputs divisible by 4
   (patch) times 4 (the 1/4 scale branch) = 16 only;

@@ -1,6 +1,7 @@
 """FCN: the feature catcher network for single-image motion deblurring.
 
-Paper: "A feature catcher with excellent deblurring effects" (papers/fcn.txt).
+Paper: "A feature catcher with excellent deblurring effects" (Zhang, Wang, Dong & Zeng,
+ICBDT 2022; not on arXiv).
 Four stages on multi-patch splits of the input (8, 4, 2, 1 patches, Fig. 2)::
 
     stage s = 0..3, patches P_s = split(I_B, grid_s)        grids (2,4) (2,2) (2,1) (1,1)

@@ -1,4 +1,4 @@
-"""U-Net: JDRL's baseline deblurring network (papers/jdrl.txt, supplement Table 6).
+"""U-Net: JDRL's baseline deblurring network (JDRL, arXiv:2211.14502, supplement Table 6).
 
 Encoder: 5 levels of two conv3x3+ReLU (64-128-256-512-1024 channels), 2x2
 max-pool between levels, dropout 0.4 after the two deepest levels. Decoder:
