@@ -2,11 +2,15 @@
 
 Layouts (``<id>`` = raw file stem, or the pair's stem without ``_left``/``_right``):
 
-- ``flat``: ``<id>_L.png``, ``<id>_R.png``, ``<id>_C.png``, ``<id>.json`` (+ ``<id>_M.png``)
+- ``flat``: ``<id>_L.png``, ``<id>_R.png``, ``<id>_C.png``, ``<id>.json`` (+ ``<id>_M.png``,
+  + ``<id>_wiggle.gif|webp``)
 - ``dpdd``: ``<split>_l/source/<id>_L.png``, ``<split>_r/source/<id>_R.png``,
-  ``<split>_c/source/<id>.png``, ``<split>_c/meta/<id>.json`` (+ ``<split>_c/mask/<id>.png``)
+  ``<split>_c/source/<id>.png``, ``<split>_c/meta/<id>.json`` (+ ``<split>_c/mask/<id>.png``,
+  + ``<split>_c/wiggle/<id>.gif|webp``)
 
 The JSON sidecar holds :attr:`DualPixelViews.meta`; the mask is 8-bit (255 = A+B saturated).
+The wiggle is the usual way to show dual-pixel disparity: an endlessly looping animation that
+alternates the left and right views (8-bit sRGB), written with imageio.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from dpdeblur.errors import UsageError
 from dpdeblur.io.raw import PAIR_EXTS, RAW_EXTS, _PAIR_RE, is_pair_file, read_dual_pixel
 from dpdeblur.utils.batch import ItemResult, expand_inputs
 
-__all__ = ["LAYOUTS", "SPLITS", "item_id", "output_paths", "dual_pixel_inputs", "split_dual_pixel"]
+__all__ = ["LAYOUTS", "SPLITS", "WIGGLE_FORMATS", "item_id", "output_paths", "dual_pixel_inputs", "split_dual_pixel",
+           "write_wiggle"]
 
 LAYOUTS = ("flat", "dpdd")
 SPLITS = ("train", "val", "test")
+WIGGLE_FORMATS = ("gif", "webp")
 
 
 def item_id(path: str | Path) -> str:
@@ -30,19 +36,50 @@ def item_id(path: str | Path) -> str:
     return m["id"] if m else p.stem
 
 
-def output_paths(path: str | Path, outdir: str | Path, layout: str = "flat", split: str = "test") -> dict[str, Path]:
-    """Where one input's files go: keys ``left``, ``right``, ``combined``, ``meta``, ``mask``."""
+def output_paths(path: str | Path, outdir: str | Path, layout: str = "flat", split: str = "test",
+                 wiggle: str | None = None) -> dict[str, Path]:
+    """Where one input's files go: keys ``left``, ``right``, ``combined``, ``meta``, ``mask``
+    (+ ``wiggle`` when a wiggle format is given)."""
     if layout not in LAYOUTS:
         raise UsageError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if wiggle is not None and wiggle not in WIGGLE_FORMATS:
+        raise UsageError(f"--wiggle must be one of {', '.join(WIGGLE_FORMATS)}, got {wiggle!r}")
     i, o = item_id(path), Path(outdir)
     if layout == "flat":
-        return {"left": o / f"{i}_L.png", "right": o / f"{i}_R.png", "combined": o / f"{i}_C.png",
-                "meta": o / f"{i}.json", "mask": o / f"{i}_M.png"}
+        out = {"left": o / f"{i}_L.png", "right": o / f"{i}_R.png", "combined": o / f"{i}_C.png",
+               "meta": o / f"{i}.json", "mask": o / f"{i}_M.png"}
+        if wiggle:
+            out["wiggle"] = o / f"{i}_wiggle.{wiggle}"
+        return out
     c = o / f"{split}_c"
-    return {"left": o / f"{split}_l" / "source" / f"{i}_L.png", "right": o / f"{split}_r" / "source" / f"{i}_R.png",
-            "combined": c / "source" / f"{i}.png", "meta": c / "meta" / f"{i}.json", "mask": c / "mask" / f"{i}.png"}
+    out = {"left": o / f"{split}_l" / "source" / f"{i}_L.png", "right": o / f"{split}_r" / "source" / f"{i}_R.png",
+           "combined": c / "source" / f"{i}.png", "meta": c / "meta" / f"{i}.json", "mask": c / "mask" / f"{i}.png"}
+    if wiggle:
+        out["wiggle"] = c / "wiggle" / f"{i}.{wiggle}"
+    return out
+
+
+def write_wiggle(path: str | Path, left, right, frame_ms: int = 200) -> None:
+    """Atomically write a looping left/right animation (GIF or WebP, by ``path``'s suffix).
+
+    ``left``/``right``: :math:`(H, W, 3)` sRGB views (float in [0, 1] or integer images).
+    """
+    import imageio.v3 as iio
+    import numpy as np
+
+    from dpdeblur.io.images import from_float, to_float
+    from dpdeblur.utils.atomic import atomic_path
+
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in WIGGLE_FORMATS:
+        raise UsageError(f"{path}: a wiggle is written as {' or '.join(WIGGLE_FORMATS)}")
+    frames = np.stack([from_float(to_float(v), 8) for v in (left, right)])
+    extra = {"lossless": False, "quality": 90} if fmt == "webp" else {}
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, frames, extension=f".{fmt}", duration=frame_ms, loop=0, **extra)
 
 
 def dual_pixel_inputs(inputs, recursive: bool = False) -> list[Path]:
@@ -73,9 +110,11 @@ def split_dual_pixel(
     split: str = "test",
     overwrite: bool = False,
     mask: bool = False,
+    wiggle: str | None = None,
     **read_options,
 ) -> ItemResult:
-    """Split one file and write its views, sidecar and optional mask (atomic writes).
+    """Split one file and write its views, sidecar, optional mask and optional
+    ``wiggle`` animation (``"gif"`` or ``"webp"``; atomic writes).
 
     ``read_options`` go to :func:`~dpdeblur.io.raw.read_dual_pixel`. When every
     output exists and ``overwrite`` is False the item is ``skipped``.
@@ -83,8 +122,8 @@ def split_dual_pixel(
     from dpdeblur.io.images import write_image
     from dpdeblur.utils.atomic import atomic_write_text
 
-    paths = output_paths(path, outdir, layout, split)
-    wanted = ["left", "right", "combined", "meta"] + (["mask"] if mask else [])
+    paths = output_paths(path, outdir, layout, split, wiggle)
+    wanted = ["left", "right", "combined", "meta"] + (["mask"] if mask else []) + (["wiggle"] if wiggle else [])
     if not overwrite and all(paths[k].exists() for k in wanted):
         return ItemResult(str(path), status="skipped", outputs=[str(paths[k]) for k in wanted])
     v = read_dual_pixel(path, **read_options)
@@ -92,6 +131,8 @@ def split_dual_pixel(
         write_image(paths[k], getattr(v, k), bit_depth=16)
     if mask:
         write_image(paths["mask"], v.saturation_mask.astype("uint8") * 255, bit_depth=8)
+    if wiggle:
+        write_wiggle(paths["wiggle"], v.left, v.right)
     atomic_write_text(paths["meta"], json.dumps(v.meta, indent=2) + "\n")
     info = {k: v.meta.get(k) for k in ("camera", "saturation", "orientation", "stored_view", "shape")}
     return ItemResult(str(path), outputs=[str(paths[k]) for k in wanted], info=info)
