@@ -220,6 +220,9 @@ def resolve_model(
 
     overrides = dict(overrides or {})
     file_name, file_cfg = weights_model(weights) if weights is not None else (None, None)
+    if file_name is not None and file_name.lower() not in list_models():
+        raise UsageError(f"{weights} holds weights of model {file_name!r}, which this version does not know "
+                         f"(known: {', '.join(list_models())})")
     if name is None:
         name = file_name or default
     if name is None:
@@ -228,7 +231,7 @@ def resolve_model(
         raise UsageError(f"{weights}: the file does not say which model it holds (no dpdeblur metadata); "
                          "name the model it was trained for (see `dpdeblur models`)")
     card = get_card(name)
-    if file_name is not None and get_card(file_name).name != card.name:
+    if file_name is not None and file_name.lower() != card.name:
         raise UsageError(f"{weights} holds {file_name} weights but model {card.name} was requested; "
                          f"leave the model out to use the file's, or pass weights trained for {card.name}")
     if file_cfg is None:
