@@ -145,3 +145,85 @@ def test_multi_stage_output_with_ratio_base_and_dual_pixel_batch():
     assert base.logits.grad is not None and all(o.grad is not None for o in outs)
     keys = crit.state_dict().keys()
     assert "base.logits" in keys and any(k.startswith("reblur.kpn") for k in keys)
+
+
+def test_masked_charbonnier_normalisation_all_vs_kept():
+    pred, target = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :1, :] = 1  # a quarter of the pixels kept
+    eps = 1e-3
+    d = (0.25 + eps**2) ** 0.5
+    # reference (Eq. 5, authors' code): mean over all pixels, masked ones contribute eps
+    assert charbonnier(pred, target, eps, mask, "all").item() == pytest.approx(0.25 * d + 0.75 * eps, rel=1e-6)
+    # option: mean over the kept pixels only (independent of the kept fraction)
+    assert charbonnier(pred, target, eps, mask, "kept").item() == pytest.approx(d, rel=1e-6)
+    assert charbonnier(pred, target, eps, torch.ones(1, 1, 4, 4), "all").item() == pytest.approx(d, rel=1e-6)
+    with pytest.raises(ValueError, match="mask norm"):
+        charbonnier(pred, target, eps, mask, "sum")
+
+
+def test_jdrl_mask_norm_changes_the_balance_of_l_d():
+    """With a small mask, the reference normalisation shrinks L_d (and its gradient) by the kept fraction."""
+    blur, sharp = _pair(2)
+    out = torch.rand_like(blur)
+    batch = {"sharp": sharp, "blur": blur}
+
+    class HalfMasked(JDRLLoss):
+        def deblur_loss(self, out, sharp, f, g, masks):
+            m = torch.zeros_like(masks[0])
+            m[..., :6, :] = 1  # keep 1/4 of the rows
+            return super().deblur_loss(out, sharp, f, g, (m, m))
+
+    ref = HalfMasked(estimator=ConstantFlow(2.0), warmup_epochs=0, reblur=ReblurNet(channels=4))
+    kept = HalfMasked(estimator=ConstantFlow(2.0), warmup_epochs=0, reblur=ReblurNet(channels=4), mask_norm="kept")
+    assert JDRLLoss(estimator=ConstantFlow(2.0)).mask_norm == "all"  # the reference is the default
+    _, a = ref(out, batch, epoch=1)
+    _, k = kept(out, batch, epoch=1)
+    eps = 1e-3
+    assert a["L_d"] == pytest.approx(0.25 * k["L_d"] + 0.75 * 2 * eps, rel=1e-4)
+    with pytest.raises(ValueError, match="mask norm"):
+        JDRLLoss(estimator=ConstantFlow(2.0), mask_norm="mean")
+
+
+def test_warmup_modes_paper_and_code():
+    blur, sharp = _pair(2)
+    batch = {"sharp": sharp, "blur": blur}
+    out = torch.rand_like(blur, requires_grad=True)
+    paper = JDRLLoss(estimator=ConstantFlow(2.0), warmup_epochs=15, reblur=ReblurNet(channels=4))
+    code = JDRLLoss(estimator=ConstantFlow(2.0), warmup_epochs=15, reblur=ReblurNet(channels=4), warmup_mode="code")
+    assert paper.warmup_mode == "paper"  # the paper's text is the default
+    # paper: the whole loss during warm-up (both directions, masks, L_r)
+    loss_p, logs_p = paper(out, batch, epoch=0)
+    assert logs_p["L_r"] > 0 and logs_p["warmup"] == 1.0
+    # code: unmasked Charbonnier between the output and the flow-warped GT, nothing else
+    est = ConstantFlow(2.0)
+    f = est(blur, sharp)
+    loss_c, logs_c = code(out, batch, epoch=0)
+    assert loss_c.item() == pytest.approx(charbonnier(out, warp(sharp, f)).item(), rel=1e-6)
+    assert logs_c["L_r"] == 0.0 and logs_c["warmup"] == 1.0
+    loss_c.backward()
+    assert all(p.grad is None for p in code.reblur.parameters())  # the reblurring net rests in warm-up
+    # after the warm-up both modes compute the same loss
+    out2 = torch.rand_like(blur)
+    code.estimator, paper.estimator = ConstantFlow(2.0), ConstantFlow(2.0)
+    code.reblur.load_state_dict(paper.reblur.state_dict())
+    assert code(out2, batch, epoch=15)[0].item() == pytest.approx(paper(out2, batch, epoch=15)[0].item())
+    with pytest.raises(ValueError, match="warm-up mode"):
+        JDRLLoss(estimator=ConstantFlow(2.0), warmup_mode="authors")
+
+
+def test_jdrl_options_reach_the_criterion_from_the_config():
+    from dpdeblur.errors import UsageError
+    from dpdeblur.losses import build_criterion
+    from dpdeblur.train.config import resolve_config
+
+    c = resolve_config({"model": "unet", "jdrl": True})
+    assert (c.jdrl_warmup_mode, c.jdrl_mask_norm) == ("paper", "all")
+    c = resolve_config({"model": "unet", "jdrl": True, "jdrl_warmup_mode": "code", "jdrl_mask_norm": "kept"})
+    crit = build_criterion(None, get_card("unet"), jdrl=True, jdrl_warmup_mode=c.jdrl_warmup_mode,
+                           jdrl_mask_norm=c.jdrl_mask_norm)
+    assert (crit.warmup_mode, crit.mask_norm) == ("code", "kept")
+    with pytest.raises(UsageError, match="jdrl-warmup-mode"):
+        resolve_config({"model": "unet", "jdrl": True, "jdrl_warmup_mode": "text"})
+    with pytest.raises(UsageError, match="jdrl-mask-norm"):
+        resolve_config({"model": "unet", "jdrl": True, "jdrl_mask_norm": "sum"})

@@ -55,6 +55,8 @@ class TrainConfig:
     recipe: str = "paper"
     jdrl: bool = False
     jdrl_warmup: int = 15  # epochs with flow between GT and blurry input
+    jdrl_warmup_mode: str = "paper"  # paper (whole loss) | code (authors' script: O vs warped GT only)
+    jdrl_mask_norm: str = "all"  # all (masked pixels contribute eps, reference) | kept
     flow_cache: str | None = None  # `dpdeblur align --out` folder: flow/<id>.npy for the JDRL warm-up
     loss: str | None = None  # None: the family's default criterion
     # optimisation
@@ -177,5 +179,12 @@ def _check(cfg: TrainConfig) -> None:
         raise UsageError("--overlap must be in [0, 1)")
     if not 0 <= cfg.drop_flat < 1:
         raise UsageError("--drop-flat must be in [0, 1)")
+    from dpdeblur.losses.jdrl import WARMUP_MODES
+    from dpdeblur.losses.pixel import MASK_NORMS
+
+    if cfg.jdrl_warmup_mode not in WARMUP_MODES:
+        raise UsageError(f"unknown --jdrl-warmup-mode {cfg.jdrl_warmup_mode!r}; choose {' or '.join(WARMUP_MODES)}")
+    if cfg.jdrl_mask_norm not in MASK_NORMS:
+        raise UsageError(f"unknown --jdrl-mask-norm {cfg.jdrl_mask_norm!r}; choose {' or '.join(MASK_NORMS)}")
     if not 0 <= cfg.ema < 1:
         raise UsageError("--ema must be a decay in [0, 1), e.g. 0.999")
