@@ -227,3 +227,67 @@ def test_jdrl_options_reach_the_criterion_from_the_config():
         resolve_config({"model": "unet", "jdrl": True, "jdrl_warmup_mode": "text"})
     with pytest.raises(UsageError, match="jdrl-mask-norm"):
         resolve_config({"model": "unet", "jdrl": True, "jdrl_mask_norm": "sum"})
+
+
+def _authors_unet_state(base=4, seed=0):
+    """A state dict laid out as the JDRL authors' ``VGG_Deblur`` (5 levels), random values."""
+    g = torch.Generator().manual_seed(seed)
+    w = [base * 2**i for i in range(5)]
+    sd = {}
+
+    def conv(name, cin, cout, k):
+        sd[f"{name}.weight"] = torch.randn(cout, cin, k, k, generator=g) * (2 / (cin * k * k)) ** 0.5
+        sd[f"{name}.bias"] = torch.randn(cout, generator=g) * 0.01
+
+    for lvl in range(5):
+        conv(f"encoder.block{lvl + 1}.0", 3 if lvl == 0 else w[lvl - 1], w[lvl], 3)
+        conv(f"encoder.block{lvl + 1}.2", w[lvl], w[lvl], 3)
+    for n, lvl in zip(range(6, 10), range(3, -1, -1)):
+        conv(f"up{n}.1", w[lvl + 1], w[lvl], 2)
+        conv(f"block{n}.0", 2 * w[lvl], w[lvl], 3)
+        conv(f"block{n}.2", w[lvl], w[lvl], 3)
+    conv("out.0", w[0], 3, 3)
+    return sd
+
+
+def _authors_unet_forward(sd, x):
+    """The authors' forward, written out: nearest x2 + 2x2 conv with bottom/right zero
+    padding, no ReLU after it, concatenation [up, skip], sigmoid output."""
+    def c3(name, t):
+        return F.conv2d(t, sd[f"{name}.weight"], sd[f"{name}.bias"], padding=1)
+
+    skips = []
+    for lvl in range(5):
+        if lvl:
+            x = F.max_pool2d(x, 2)
+        x = F.relu(c3(f"encoder.block{lvl + 1}.2", F.relu(c3(f"encoder.block{lvl + 1}.0", x))))
+        skips.append(x)
+    for n, lvl in zip(range(6, 10), range(3, -1, -1)):
+        up = F.conv2d(F.pad(F.interpolate(x, scale_factor=2), (0, 1, 0, 1)), sd[f"up{n}.1.weight"], sd[f"up{n}.1.bias"])
+        x = torch.cat([up, skips[lvl]], 1)
+        x = F.relu(c3(f"block{n}.2", F.relu(c3(f"block{n}.0", x))))
+    return torch.sigmoid(c3("out.0", x))
+
+
+def test_unet_code_variant_counts_and_loads_the_authors_checkpoint(tmp_path):
+    # Table 6 (default) and the authors' code: 2x2 up-convolutions, 4/9 of the 3x3 ones' weights
+    for up, params in (("table6", 34515011), ("code", 31033411)):
+        m = create_model("unet", device="meta", up=up)
+        assert sum(p.numel() for p in m.parameters()) == params
+    assert get_card("unet").params == 34515011 and "up" not in get_card("unet").config
+    # a checkpoint as their training script writes it: G_state_dict of a DataParallel model
+    sd = _authors_unet_state()
+    path = tmp_path / "epoch_099.pth"
+    torch.save({"epoch": 100, "G_state_dict": {f"module.{k}": v for k, v in sd.items()},
+                "Reblur_state_dict": {"module.x": torch.zeros(1)}}, path)
+    model = create_model("unet", weights=path, base=4, up="code").eval()
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.allclose(model(x), _authors_unet_forward(sd, x), atol=1e-5)
+    # the Table 6 variant refuses those weights with a clear message
+    from dpdeblur.errors import WeightsError
+
+    with pytest.raises(WeightsError, match="shape mismatch: up"):
+        create_model("unet", weights=path, base=4)
+    with pytest.raises(ValueError, match="unet up"):
+        create_model("unet", up="transposed")

@@ -93,7 +93,7 @@ register_model(
     )
 )
 
-JDRL_PAPER = "Li, Ren, Shu & Zuo, Learning Single Image Defocus Deblurring with Misaligned Training Pairs (AAAI 2023)"
+JDRL_PAPER = "Li, Ren, Shu & Zuo, Learning Single Image Defocus Deblurring with Misaligned Training Pairs (AAAI 2023, arXiv:2211.14502)"
 
 register_model(
     ModelCard(
@@ -114,7 +114,9 @@ register_model(
         notes=(
             "JDRL's baseline U-Net (supplement Table 6): 64-128-256-512-1024, two conv3x3+ReLU per level, "
             "max-pool, dropout 0.4 at the two deepest levels, nearest upsample + conv3x3+ReLU, concat skip, "
-            "conv3x3 -> 3 + sigmoid. Paper metrics on SDD with deformed GT: sdd_* = plain training (UNet), "
+            "conv3x3 -> 3 + sigmoid. model config up=code: the authors' code instead (nearest upsample + 2x2 "
+            "conv, 'same' padding, no ReLU; 31.03M parameters); their checkpoints (G_state_dict) load as is. "
+            "Paper metrics on SDD with deformed GT: sdd_* = plain training (UNet), "
             "sdd_*_jdrl = trained with JDRL (UNet*, `train --jdrl`)."
         ),
     )
