@@ -72,21 +72,23 @@ register_model(
         layout="rgb",
         views=(),
         multiple_of=16,
-        params=20309036,
-        macs=10836209664000,
+        params=20307387,
+        macs=10836017740800,
         paper_params=20309000,
         paper_macs=None,
         paper_metrics={"gopro_psnr": 33.32, "gopro_ssim": 0.972, "hide_psnr": 32.04, "hide_ssim": 0.966},
         module="dpdeblur.models.fcn",
         builder="fcn",
-        config={"dim": 96, "n_pb": 2, "n_efem": 5, "n_rim": 4, "groups": 8},
+        config={"dim": 96, "n_pb": 2, "n_efem": 5, "n_rim": 4, "groups": (8, 4, 2, 1)},
         notes=(
             "Four stages on 8/4/2/1 patches (grids 2x4, 2x2, 2x1, 1x1); returns the 4 stage images, "
-            "the last is final. PB = conv3x3 + 2 SELU blocks; query-key: 8 sigmoid query maps from a "
-            "1/4-scale encoder (+ global mean) weigh 8 key groups; local catcher = 3-level U-Net "
+            "the last is final. PB = conv3x3 + 2 SELU blocks; query-key: G sigmoid query maps from a "
+            "1/4-scale encoder (+ global mean) weigh G key groups, G = 8/4/2/1 = the stage's patch count "
+            "(section 3.2; model config groups=8 for the earlier all-8 structure); local catcher = 3-level U-Net "
             "(96/192/384 ch) of 5 EFEMs per level (LayerNorm, 1x1 narrow to half, 3x3, 1x1 back); "
             "MSAM gates the previous stage's features in and emits image + features; RIM fuses stage-3 "
-            "features, stage-2 features and an encoder/decoder of the blurry input. Image residual "
+            "features (after PB, QK and the local catcher: read literally, the QK output would leave stage 3's "
+            "local catcher unused), stage-2 features and an encoder/decoder of the blurry input. Image residual "
             "outputs. Block counts chosen to match the paper's 20.309M parameters. Paper metrics: "
             "GoPro / HIDE as published (trained on GoPro only)."
         ),
