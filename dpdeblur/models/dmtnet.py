@@ -15,8 +15,9 @@ Choices where the paper is silent (also in the model card notes):
 - window size 7 and 3 heads (Swin-T stage 1 settings for 96 channels): with
   these, DMTNet-T matches Table 1's 147.37G MACs at 1680x1120 within 1%;
 - a "transformer block" is a pair of Swin layers (regular + shifted window):
-  1,174,494 parameters, 4.5% under Table 1's 1.23M (the closest count of the
-  plausible readings; kept because the bundled weights fix this structure);
+  1,174,494 parameters, 4.5% under Table 1's 1.23M, kept because the bundled
+  weights fix this structure (Table 1's extra 55K parameters add only 0.29G
+  MACs, i.e. do almost no per-pixel work, and the paper describes no such part);
 - the feature map is reflect-padded to a multiple of the window inside the
   feature extraction module, so the network itself needs inputs divisible by 4
   (patch) times 4 (the 1/4 scale branch) = 16 only;
