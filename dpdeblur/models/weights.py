@@ -28,7 +28,8 @@ __all__ = [
     "weights_model",
 ]
 
-_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net", "network")
+# G_state_dict: the JDRL authors' training checkpoints
+_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net", "network", "G_state_dict")
 
 
 def _first_line(e: Exception) -> str:
@@ -108,6 +109,9 @@ def read_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, An
 def load_weights(model, path: str | Path, sha256: str | None = None, strict: bool = True) -> None:
     """Load ``path`` into ``model``; a key or shape mismatch names the keys and the model."""
     sd = read_state_dict(path, sha256=sha256)
+    adapt = getattr(model, "adapt_state_dict", None)  # a family's published key names -> ours
+    if adapt is not None:
+        sd = adapt(sd)
     own = model.state_dict()
     name = getattr(getattr(model, "card", None), "name", type(model).__name__)
     missing = [k for k in own if k not in sd]
