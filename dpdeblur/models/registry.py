@@ -23,6 +23,8 @@ __all__ = [
     "resolve_weights",
     "ASSETS_WEIGHTS_DIR",
     "parse_model_config",
+    "builder_options",
+    "check_model_config",
 ]
 
 #: Where bundled weights live in a source checkout / editable install.
@@ -181,11 +183,28 @@ def create_model(
     card = get_card(name)
     cfg = {**card.config, **overrides}
     build = _builder(card)
-    if device is not None:
-        with torch.device(device):
+    valid = builder_options(card.name)
+    unknown = sorted(k for k in overrides if valid and k not in valid)
+    if unknown:
+        from dpdeblur.errors import UsageError
+
+        raise UsageError(f"--model-config {', '.join(unknown)}: not an option of {card.name}; "
+                         f"valid keys: {_describe(valid)}")
+    try:
+        if device is not None:
+            with torch.device(device):
+                model = build(**cfg)
+        else:
             model = build(**cfg)
-    else:
-        model = build(**cfg)
+    except Exception as e:  # noqa: BLE001 - a builder refusing a value is the user's configuration
+        if not overrides:
+            raise
+        from dpdeblur.errors import UsageError
+
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        given = ",".join(f"{k}={v!r}" for k, v in overrides.items())
+        raise UsageError(f"--model-config {given}: {card.name} cannot be built ({msg}); "
+                         f"valid keys (defaults): {_describe(valid)}") from None
     model.card = card
     sha = None
     if weights is None and pretrained:
@@ -203,6 +222,40 @@ def create_model(
 
         load_weights(model, weights, sha256=sha)
     return model
+
+
+def builder_options(name: str) -> dict[str, Any]:
+    """Keyword options of ``name``'s builder with their defaults (the card's config applied);
+    what ``--model-config`` accepts. Imports the network module (and torch)."""
+    import inspect
+
+    card = get_card(name)
+    build = _builder(card)
+    target: Any = build
+    params = inspect.signature(build).parameters
+    if all(p.kind == p.VAR_KEYWORD for p in params.values()):  # def dmtnet(**kwargs) -> DMTNet
+        ret = inspect.signature(build).return_annotation
+        if isinstance(ret, str):
+            ret = getattr(importlib.import_module(card.module), ret, None)
+        if ret is None or ret is inspect.Signature.empty:
+            return {}
+        target = ret
+    out = {k: p.default for k, p in inspect.signature(target).parameters.items()
+           if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k != "self"}
+    return {k: card.config.get(k, v) for k, v in out.items()}
+
+
+def _describe(options: dict[str, Any]) -> str:
+    import inspect
+
+    return ", ".join(k if v is inspect.Parameter.empty else f"{k}={v!r}" for k, v in options.items())
+
+
+def check_model_config(name: str, overrides: dict[str, Any] | None) -> None:
+    """Usage error (listing the valid keys) when ``overrides`` has an unknown key or a value
+    the builder refuses; builds on the ``meta`` device, so it costs no memory or time."""
+    if overrides:
+        create_model(name, device="meta", **overrides)
 
 
 def _value(text: str) -> Any:
