@@ -204,6 +204,19 @@ def _read_sample(sample, need_views: bool) -> tuple[dict[str, np.ndarray], int]:
     return planes, sharp.bit_depth
 
 
+def _check_options(cfg: QualityConfig) -> None:
+    """The options ``deblur`` shares, by its rules, before any image is read."""
+    from dpdeblur.inference.pipeline import check_deblur_options
+
+    if cfg.limit is not None and cfg.limit < 1:
+        raise UsageError(f"--limit {cfg.limit}: must be at least 1")
+    check_deblur_options(tile=cfg.tile, overlap=cfg.overlap, device=cfg.device, precision=cfg.precision)
+    if isinstance(cfg.model, str) and cfg.model != IDENTITY:
+        from dpdeblur.models.registry import check_model_config, get_card
+
+        check_model_config(get_card(cfg.model).name, cfg.model_config)
+
+
 def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] | None = None):
     """Score ``cfg.model`` (and the identity baseline) on a data set split.
 
@@ -217,6 +230,7 @@ def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
 
     if cfg.ssim not in SSIM_WINDOWS:
         raise UsageError(f"--ssim {cfg.ssim!r}: choose one of {', '.join(SSIM_WINDOWS)}")
+    _check_options(cfg)
     images = find_pairs(cfg.dataset, cfg.data_root, cfg.split, **cfg.folders)
     dataset = images.name
     samples = images.samples[: cfg.limit] if cfg.limit else images.samples

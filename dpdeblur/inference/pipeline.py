@@ -34,6 +34,7 @@ __all__ = [
     "Deblurrer",
     "output_path",
     "check_output_options",
+    "check_deblur_options",
     "plan_outputs",
     "deblur_files",
     "deblur",
@@ -283,14 +284,9 @@ class Deblurrer:
                  precision: str = "auto", compile: bool = False, channels_last: bool = False,
                  warn: Callable[[str], None] | None = None) -> None:
         from dpdeblur.inference.device import prepare_model, resolve_device, resolve_precision
-        from dpdeblur.inference.tiling import BLENDS, TileSettings
+        from dpdeblur.inference.tiling import TileSettings, check_tiling
 
-        if blend not in BLENDS:
-            raise UsageError(f"--blend {blend!r}: choose one of {', '.join(BLENDS)}")
-        if tile < 0 or overlap < 0 or tile_batch < 1:
-            raise UsageError("--tile and --overlap must be >= 0 and --tile-batch >= 1")
-        if tile and overlap >= tile:
-            raise UsageError(f"--overlap {overlap} must be smaller than --tile {tile}")
+        check_tiling(tile, overlap, blend, tile_batch)
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         if isinstance(model, str):
@@ -368,6 +364,18 @@ def check_output_options(ext: str = "auto", bit_depth: str | int = "auto", quali
         raise UsageError(f"--bit-depth {bit_depth!r}: choose auto, 8 or 16")
     if not 1 <= int(quality) <= 100:
         raise UsageError(f"--quality {quality}: choose 1..100")
+
+
+def check_deblur_options(*, ext: str = "auto", bit_depth: str | int = "auto", quality: int = 95,
+                         suffix: str = "_deblurred", tile: int = 512, overlap: int = 64, blend: str = "hann",
+                         tile_batch: int = 1, device: str = "auto", precision: str = "auto") -> None:
+    """Every option of ``dpdeblur deblur`` checked before any work (usage errors naming the option)."""
+    from dpdeblur.inference.device import resolve_device, resolve_precision
+    from dpdeblur.inference.tiling import check_tiling
+
+    check_output_options(ext, bit_depth, quality, suffix)
+    check_tiling(tile, overlap, blend, tile_batch)
+    resolve_precision(precision, resolve_device(device))
 
 
 def plan_outputs(items: Sequence[InputItem], out_dir: str | Path | None = None, *, suffix: str = "_deblurred",
@@ -467,8 +475,9 @@ def deblur(image_or_views, model, weights=None, tile: int = 512, overlap: int = 
         d = _CACHE[key]
     else:
         d = Deblurrer(model, **options)
-    if tile < 0 or overlap < 0 or (tile and overlap >= tile):
-        raise UsageError(f"tile {tile} / overlap {overlap}: need tile >= 0, overlap >= 0 and overlap < tile")
+    from dpdeblur.inference.tiling import check_tiling
+
+    check_tiling(tile, overlap, tiling.get("blend", "hann"), tiling.get("tile_batch", 1))
     d.settings = TileSettings(tile=tile, overlap=overlap, **tiling)
     x = image_or_views
     if isinstance(x, (str, Path)):

@@ -36,6 +36,7 @@ from torch import nn
 __all__ = [
     "BLENDS",
     "TileSettings",
+    "check_tiling",
     "tile_starts",
     "blend_profile",
     "pooled_modules",
@@ -57,6 +58,23 @@ class TileSettings:
     global_stats: bool = True
     stats_passes: int = 1
     min_tile: int = 128
+
+
+def check_tiling(tile: int, overlap: int, blend: str = "hann", tile_batch: int = 1) -> None:
+    """The one rule set for ``--tile --overlap --blend --tile-batch`` (deblur, bench speed and
+    quality, the Python API): a :class:`~dpdeblur.errors.UsageError` naming the option."""
+    from dpdeblur.errors import UsageError
+
+    if blend not in BLENDS:
+        raise UsageError(f"--blend {blend!r}: choose one of {', '.join(BLENDS)}")
+    if tile < 0:
+        raise UsageError(f"--tile {tile}: must be >= 0 (0 = whole image)")
+    if overlap < 0:
+        raise UsageError(f"--overlap {overlap}: must be >= 0")
+    if tile_batch < 1:
+        raise UsageError(f"--tile-batch {tile_batch}: must be >= 1")
+    if tile and overlap >= tile:
+        raise UsageError(f"--overlap {overlap} must be smaller than --tile {tile}")
 
 
 def _round_up(x: int, m: int) -> int:
