@@ -76,7 +76,7 @@ class TrainConfig:
     crops_per_image: int = 1
     clip: float = 0.0  # gradient norm clip, 0 = off
     ema: float = 0.0  # EMA decay, 0 = off
-    amp: bool = True  # bf16 autocast on CUDA
+    amp: bool | None = None  # bf16 autocast: None = on CUDA only, True = on any device (CPU too), False = off
     max_nonfinite: int = 5
     # run
     out: str = "runs/train"
@@ -105,8 +105,15 @@ class TrainConfig:
             raise UsageError(f"unknown training settings: {', '.join(unknown)}; see `dpdeblur train --help`")
         d = dict(d)
         if "betas" in d:
-            d["betas"] = tuple(float(b) for b in d["betas"])
+            try:
+                d["betas"] = tuple(float(b) for b in d["betas"])
+            except (TypeError, ValueError):
+                raise UsageError(f"betas {d['betas']!r}: expected two numbers, e.g. [0.9, 0.999]") from None
         return cls(**d)
+
+    def validate(self) -> None:
+        """Usage errors for impossible settings (checked before any file is read or written)."""
+        _check(self)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -161,8 +168,47 @@ def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = N
     return cfg
 
 
+_INT_MIN = {  # setting -> smallest allowed value (integers)
+    "batch_size": 1, "patch": 1, "epochs": 1, "crops_per_image": 1, "max_nonfinite": 1, "log_every": 1,
+    "num_workers": 0, "jdrl_warmup": 0, "step_epochs": 1, "max_steps": 0, "val_every": 0, "val_crop": 0,
+    "val_max": 0, "save_every": 0, "seed": 0,
+}
+_BOOLS = ("jdrl", "flips", "progress", "tensorboard")
+
+
+def _flag(k: str) -> str:
+    return "--" + {"num_workers": "workers"}.get(k, k).replace("_", "-")
+
+
 def _check(cfg: TrainConfig) -> None:
+    import math
+
     from dpdeblur.metrics import SSIM_WINDOWS
+
+    for k, lo in _INT_MIN.items():
+        v = getattr(cfg, k)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise UsageError(f"{_flag(k)} {v!r}: expected a whole number >= {lo}")
+        if v < lo:
+            raise UsageError(f"{_flag(k)} {v}: must be at least {lo}")
+    for k in ("lr", "lr_min", "gamma", "weight_decay", "clip", "ema", "overlap", "drop_flat"):
+        v = getattr(cfg, k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise UsageError(f"{_flag(k)} {v!r}: expected a finite number")
+    for k in _BOOLS + ("amp",):
+        v = getattr(cfg, k)
+        if not (isinstance(v, bool) or (k == "amp" and v is None)):
+            raise UsageError(f"{_flag(k)} {v!r}: expected true or false")
+    if not cfg.lr > 0:
+        raise UsageError(f"--lr {cfg.lr}: the learning rate must be > 0, e.g. 1e-4")
+    if cfg.lr_min < 0 or cfg.weight_decay < 0 or cfg.clip < 0 or not cfg.gamma > 0:
+        raise UsageError("lr_min, weight_decay and --clip must be >= 0 and gamma > 0")
+    if cfg.patch_mode not in ("slide", "crop"):
+        raise UsageError(f"--patch-mode {cfg.patch_mode!r}: choose slide or crop")
+    if not isinstance(cfg.model_config, dict):
+        raise UsageError(f"model_config {cfg.model_config!r}: expected a table of KEY = VALUE")
+    if cfg.out is not None and Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise UsageError(f"--out {cfg.out}: is a file, not a run folder; choose a folder path")
 
     if cfg.schedule not in ("cosine", "step", "constant"):
         raise UsageError(f"unknown schedule {cfg.schedule!r}; choose cosine, step or constant")
