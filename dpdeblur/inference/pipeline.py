@@ -250,8 +250,9 @@ def require_weights(name: str, weights: str | Path | None = None) -> None:
 
     card = get_card(name)
     if weights is not None:
-        if not Path(weights).is_file():
-            raise WeightsError(f"{weights}: weights file not found; check the path passed to --weights")
+        from dpdeblur.models.weights import check_weights_file
+
+        check_weights_file(weights)
         return
     if resolve_weights(card) is None:
         where = f" (looked for {card.weights} in $DPDEBLUR_WEIGHTS_DIR, ~/.cache/dpdeblur/weights, assets/weights)" if card.weights else ""

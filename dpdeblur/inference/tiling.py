@@ -45,6 +45,8 @@ __all__ = [
 ]
 
 BLENDS = ("hann", "linear", "crop")
+#: ``torch.OutOfMemoryError`` appeared in torch 2.5; ``torch.cuda.OutOfMemoryError`` (its alias) earlier.
+_OOM = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
 
 
 @dataclass
@@ -294,7 +296,7 @@ def tiled_forward(
 
                 _pass(run, x, *grid, s.blend, max(1, s.tile_batch), on_tile)
             break
-        except torch.OutOfMemoryError:
+        except _OOM:
             if torch.device(device).type == "cuda":
                 torch.cuda.empty_cache()
             cur = max(th, tw)

@@ -297,6 +297,10 @@ def _fit(cfg: TrainConfig, resume: bool) -> RunResult:
     from dpdeblur.models.registry import check_model_config
 
     check_model_config(card.name, cfg.model_config)
+    if cfg.weights:
+        from dpdeblur.models.weights import check_weights_file
+
+        check_weights_file(cfg.weights)
     run_dir = Path(cfg.out)
     if resume:
         check_resume(cfg, run_dir)
