@@ -56,6 +56,9 @@ def deblur_cmd(
     # every option is checked before any work (the same rules as bench speed / quality)
     check_deblur_options(ext=ext, bit_depth=bit_depth, quality=quality, suffix=suffix, tile=tile, overlap=overlap,
                          blend=blend, tile_batch=tile_batch, device=device, precision=precision)
+    from dpdeblur.utils.atomic import check_output_folder
+
+    check_output_folder(output_dir)
     if stored_view not in ("left", "right"):
         raise UsageError(f"--stored-view must be left or right, got {stored_view!r}")
     overrides = parse_model_config(model_config)

@@ -31,7 +31,10 @@ def split_dp_cmd(
     from dpdeblur.io.dpsplit import check_split_options, dual_pixel_inputs, split_dual_pixel
     from dpdeblur.utils.batch import run_batch
 
+    from dpdeblur.utils.atomic import check_output_folder
+
     check_split_options(layout, split, stored_view, scale, black_level, white_level)  # before any work
+    check_output_folder(outdir)
     ff = None
     if flat_field and flat_field[0] is not None:
         from dpdeblur.io.raw import load_flat_field

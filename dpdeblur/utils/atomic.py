@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "new_file_mode"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "new_file_mode", "check_output_folder"]
 
 _NAME_MAX = 255  # bytes in one path component on common file systems
 
@@ -24,6 +24,14 @@ def new_file_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+def check_output_folder(path: str | Path | None, option: str = "-o") -> None:
+    """Usage error when an output folder option names an existing file (checked before any work)."""
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        from dpdeblur.errors import UsageError
+
+        raise UsageError(f"{option} {path}: is a file, not a folder; choose a folder for the outputs")
 
 
 def _tmp_prefix(name: str) -> str:
