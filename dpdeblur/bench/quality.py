@@ -204,9 +204,13 @@ def _read_sample(sample, need_views: bool) -> tuple[dict[str, np.ndarray], int]:
     return planes, sharp.bit_depth
 
 
-def _check_options(cfg: QualityConfig) -> None:
-    """The options ``deblur`` shares, by its rules, before any image is read."""
+def check_quality_config(cfg: QualityConfig) -> None:
+    """Usage errors before any image is read; the options ``deblur`` shares by its rules."""
     from dpdeblur.inference.pipeline import check_deblur_options
+    from dpdeblur.metrics import SSIM_WINDOWS
+
+    if cfg.ssim not in SSIM_WINDOWS:
+        raise UsageError(f"--ssim {cfg.ssim!r}: choose one of {', '.join(SSIM_WINDOWS)}")
 
     if cfg.limit is not None and cfg.limit < 1:
         raise UsageError(f"--limit {cfg.limit}: must be at least 1")
@@ -226,11 +230,8 @@ def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
     """
     from dpdeblur.data import check_fit, find_pairs
     from dpdeblur.inference.pipeline import Deblurrer, Loaded
-    from dpdeblur.metrics import SSIM_WINDOWS
 
-    if cfg.ssim not in SSIM_WINDOWS:
-        raise UsageError(f"--ssim {cfg.ssim!r}: choose one of {', '.join(SSIM_WINDOWS)}")
-    _check_options(cfg)
+    check_quality_config(cfg)
     images = find_pairs(cfg.dataset, cfg.data_root, cfg.split, **cfg.folders)
     dataset = images.name
     samples = images.samples[: cfg.limit] if cfg.limit else images.samples

@@ -207,6 +207,15 @@ def _check(cfg: TrainConfig) -> None:
         raise UsageError(f"--patch-mode {cfg.patch_mode!r}: choose slide or crop")
     if not isinstance(cfg.model_config, dict):
         raise UsageError(f"model_config {cfg.model_config!r}: expected a table of KEY = VALUE")
+    if cfg.loss is not None:
+        from dpdeblur.losses.criteria import list_criteria
+
+        if str(cfg.loss).lower() not in list_criteria():
+            raise UsageError(f"--loss {cfg.loss!r}: choose one of {', '.join(list_criteria())}")
+    if str(cfg.device).lower() != "auto":
+        from dpdeblur.inference.device import resolve_device
+
+        resolve_device(str(cfg.device))  # the rules of deblur's --device
     if cfg.out is not None and Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise UsageError(f"--out {cfg.out}: is a file, not a run folder; choose a folder path")
 
