@@ -174,3 +174,37 @@ def test_refused_pickle_is_said_in_our_words(tmp_path):
     (tmp_path / "w.safetensors").write_text("these are notes, not weights")
     with pytest.raises(WeightsError, match="not a weights file"):
         read_state_dict(tmp_path / "w.safetensors")
+
+
+def test_synth_report_counts_what_was_written(tmp_path):
+    import cv2
+
+    (tmp_path / "img").mkdir()
+    cv2.imwrite(str(tmp_path / "img/a.png"), np.random.default_rng(0).integers(0, 256, (64, 64, 3)).astype(np.uint8))
+    (tmp_path / "img/b.png").write_text("not an image")
+    r = CliRunner().invoke(app, ["synth", str(tmp_path / "out"), "--images", str(tmp_path / "img"),
+                                 "--split", "train=2,val=1,test=1", "--size", "32x32"])
+    assert r.exit_code == 1  # some sets failed
+    manifest = json.loads((tmp_path / "out/synth.json").read_text())
+    n = {s: sum(1 for i in manifest["items"] if i["split"] == s) for s in ("train", "val", "test")}
+    assert 0 < sum(n.values()) == manifest["ok"] < 4
+    assert f"wrote {manifest['ok']} image sets (train {n['train']}, val {n['val']}, test {n['test']})" in " ".join(r.stderr.split())
+    written = {p.stem for p in (tmp_path / "out").glob("*_c/target/*.png")}
+    assert written == {i["id"] for i in manifest["items"]}
+
+
+def test_resume_accepts_the_runs_own_settings_given_again(tmp_path):
+    from _train_data import make_dpdd
+
+    data = make_dpdd(tmp_path / "d", n=(1, 0, 0), h=32, w=32)
+    cfgs = TINY_FLAG + ",scales=(1,2)"
+    args = ["train", "--dataset", "dpdd", "--data-root", str(data), "--model", "dmtnet-t", "--model-config", cfgs,
+            "--patch", "16", "--batch-size", "1", "-q", "--out", str(tmp_path / "run")]
+    assert CliRunner().invoke(app, [*args, "--max-steps", "1"]).exit_code == 0
+    r = CliRunner().invoke(app, [*args, "--max-steps", "2", "--resume"])  # same model config (a tuple) again
+    assert r.exit_code == 0, r.output
+    before = (tmp_path / "run/config.json").read_bytes()
+    r = CliRunner().invoke(app, [*args[:-3], "--out", str(tmp_path / "run"), "--resume", "--max-steps", "3",
+                                 "--model-config", TINY_FLAG])  # a different one: refused, nothing written
+    assert r.exit_code == 2 and "model_config" in r.stderr
+    assert (tmp_path / "run/config.json").read_bytes() == before

@@ -108,7 +108,7 @@ def check_resume(cfg: TrainConfig, run_dir: str | Path) -> None:
     saved = load_run_config(run)
     if not (run / "last.state.pt").is_file():
         raise UsageError(f"{run}: no checkpoint to resume from (last.state.pt); train without --resume first")
-    now = cfg.to_dict()
+    now = json.loads(json.dumps(cfg.to_dict()))  # as config.json holds it (tuples -> lists)
     changed = [k for k in FIXED_ON_RESUME if k in saved and saved[k] != now[k]]
     if changed:
         diff = "; ".join(f"{k}: run {saved[k]!r}, now {now[k]!r}" for k in changed)
