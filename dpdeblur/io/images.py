@@ -7,6 +7,7 @@ keep their bit depth, which :func:`read_image` reports so that writers can keep 
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,13 +162,21 @@ def quiet_decoder():
     """Keep OpenCV's and libpng/libtiff/libjpeg's messages (written straight to file
     descriptor 2) off the user's terminal; the captured text is yielded (``.text``) so
     that the caller can say it once, in its own words."""
+    import cv2
+
+    cap = _Captured()
+    with _FD2_LOCK:  # file descriptor 2 is process-wide: one redirection at a time
+        yield from _quiet(cap, cv2)
+
+
+_FD2_LOCK = threading.RLock()
+
+
+def _quiet(cap: _Captured, cv2):
     import os
     import sys
     import tempfile
 
-    import cv2
-
-    cap = _Captured()
     try:
         cv2.setLogLevel(0)  # OpenCV's own [ WARN ] lines: silent
     except Exception:  # noqa: BLE001 - older builds
