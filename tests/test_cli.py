@@ -46,7 +46,7 @@ def test_models_json_lists_cards():
     assert r.returncode == 0, r.stderr
     cards = json.loads(r.stdout)
     by = {c["name"]: c for c in cards}
-    assert by["dmtnet-h"]["params"] == 46605930
+    assert by["dmtnet-h"]["params"] == 48267690
     assert by["dmtnet-t"]["views"] == ["right", "left"]
     assert by["dmtnet-b"]["paper_macs"] == 1294410000000
 
@@ -54,7 +54,7 @@ def test_models_json_lists_cards():
 def test_models_table_shows_both_columns():
     r = run("models")
     assert r.returncode == 0
-    assert "dmtnet-h" in r.stdout and "paper params" in r.stdout and "48.24M" in r.stdout and "46.61M" in r.stdout
+    assert "dmtnet-h" in r.stdout and "paper params" in r.stdout and "48.24M" in r.stdout and "48.27M" in r.stdout
 
 
 def test_unknown_model_exit_2_one_line():

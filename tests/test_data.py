@@ -150,3 +150,38 @@ def test_views_side_by_side_in_one_folder(tmp_path):
     write_image(s / "a.jpg", np.ones((8, 8, 3)), 8)
     with pytest.raises(DataError, match="same image"):
         find_pairs("folder", None, "train", left=d, right=d, sharp=s)
+
+
+def test_resize_mode_is_the_whole_image_at_patch_size(dpdd, tmp_path):
+    """FCN's recipe: every training image resized (not cropped) to patch x patch, one item per image."""
+    import cv2
+
+    from dpdeblur.flow.align import save_flow
+
+    src = ImageSource(check_readable(find_pairs("dpdd", dpdd, "train")))
+    ds = PatchDataset(src, ("right", "left"), patch=16, mode="resize", crops_per_image=3)
+    assert len(ds) == 2  # one per image, whatever crops_per_image says
+    item = ds[1]
+    assert item["input"].shape == (6, 16, 16) and item["sharp"].shape == (3, 16, 16)
+    # 48x64 -> 16x16 by area averaging: 3x4 blocks, aspect ratio not kept
+    sharp = src.get(1)[..., 9:12].astype(np.float64) / 65535
+    ref = sharp.reshape(16, 3, 16, 4, 3).mean(axis=(1, 3))
+    assert np.allclose(item["sharp"].permute(1, 2, 0).numpy(), ref, atol=2 / 65535)
+    left = src.get(1)[..., 0:3]  # the views are resized like the rest (input = right, left)
+    assert np.allclose(item["input"][3:].permute(1, 2, 0).numpy(),
+                       cv2.resize(left, (16, 16), interpolation=cv2.INTER_AREA) / 65535, atol=1e-6)
+    # flips still apply (and swap the views)
+    assert {torch.equal(ds[(1, e, 3)]["sharp"], item["sharp"]) for e in range(8)} == {True, False}
+    # a cached flow is resampled with the image and its components scaled (x by 16/64, y by 16/48)
+    imgs = find_pairs("dpdd", dpdd, "train")
+    for s in imgs.samples:
+        flow = np.zeros((2, 48, 64), np.float32)
+        flow[0], flow[1] = 4.0, 3.0
+        save_flow(tmp_path / "al" / "flow" / f"{s.id}.npy", flow)
+    fl = PatchDataset(ImageSource(imgs), ("right", "left"), patch=16, mode="resize", flips=False, flow_dir=tmp_path / "al")
+    f = fl[0]["flow_init"].numpy()
+    assert f.shape == (2, 16, 16) and np.allclose(f[0], 1.0) and np.allclose(f[1], 1.0)
+    with pytest.raises(UsageError, match="patch-mode"):
+        from dpdeblur.train.config import resolve_config
+
+        resolve_config({"model": "fcn", "patch_mode": "scale"})

@@ -15,12 +15,12 @@ def test_counts_match_card_and_paper():
     card = get_card("fcn")
     model = create_model("fcn", device="meta")
     params = sum(p.numel() for p in model.parameters())
-    assert params == card.params
-    assert abs(params / 20.3e6 - 1) < 0.10
+    assert params == card.params == 20307387
+    assert abs(params / 20.309e6 - 1) < 0.001  # the paper's 20.309M
     x = torch.empty(1, 3, 1120, 1680, device="meta")
     with FlopCounterMode(display=False) as fc:
         out = model(x)
-    assert fc.get_total_flops() // 2 == card.macs
+    assert fc.get_total_flops() // 2 == card.macs == 10836017740800
     assert len(out) == 4 and all(o.shape == (1, 3, 1120, 1680) for o in out)
 
 
@@ -119,3 +119,30 @@ def test_ratio_loss_on_single_tensor_and_wrong_length():
     assert loss.item() == pytest.approx(1.0, rel=1e-5) and "pixel" in logs
     with pytest.raises(ValueError, match="expected 4 stage outputs"):
         crit([gt, gt], {"sharp": gt}, 0)
+
+
+def test_query_key_groups_follow_the_stage_patch_count():
+    """Section 3.2: as many queries and key groups as image chunks at each stage (8, 4, 2, 1)."""
+    model = create_model("fcn", device="meta")
+    assert get_card("fcn").config["groups"] == (8, 4, 2, 1) and model.groups == (8, 4, 2, 1)
+    assert [s.qk.query.out_channels for s in model.stages] == [8, 4, 2, 1]
+    assert [s.qk.groups for s in model.stages] == [8, 4, 2, 1]
+    # an int gives every stage the same count (the earlier all-8 structure); a query conv has 97 G parameters
+    old = create_model("fcn", device="meta", groups=8)
+    assert [s.qk.groups for s in old.stages] == [8] * 4
+    assert sum(p.numel() for p in old.parameters()) - get_card("fcn").params == 97 * (4 * 8 - (8 + 4 + 2 + 1)) == 1649
+    with pytest.raises(ValueError, match="fcn groups"):
+        create_model("fcn", **{**TINY, "groups": (8, 4, 2)})
+    with pytest.raises(ValueError, match="fcn groups"):
+        create_model("fcn", **{**TINY, "groups": 3})
+
+
+def test_single_query_map_weighs_every_key_group():
+    model = create_model("fcn", **{**TINY, "groups": (8, 4, 2, 1)})
+    qk = model.stages[3].qk
+    x = torch.randn(1, 8, 16, 16)
+    q = qk.query_maps(x)
+    assert q.shape == (1, 1, 16, 16)
+    with torch.no_grad():
+        ref = x + qk.proj(q * qk.key(x))  # one map broadcast over all key channels
+        assert torch.allclose(qk(x), ref, atol=1e-6)

@@ -145,3 +145,149 @@ def test_multi_stage_output_with_ratio_base_and_dual_pixel_batch():
     assert base.logits.grad is not None and all(o.grad is not None for o in outs)
     keys = crit.state_dict().keys()
     assert "base.logits" in keys and any(k.startswith("reblur.kpn") for k in keys)
+
+
+def test_masked_charbonnier_normalisation_all_vs_kept():
+    pred, target = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :1, :] = 1  # a quarter of the pixels kept
+    eps = 1e-3
+    d = (0.25 + eps**2) ** 0.5
+    # reference (Eq. 5, authors' code): mean over all pixels, masked ones contribute eps
+    assert charbonnier(pred, target, eps, mask, "all").item() == pytest.approx(0.25 * d + 0.75 * eps, rel=1e-6)
+    # option: mean over the kept pixels only (independent of the kept fraction)
+    assert charbonnier(pred, target, eps, mask, "kept").item() == pytest.approx(d, rel=1e-6)
+    assert charbonnier(pred, target, eps, torch.ones(1, 1, 4, 4), "all").item() == pytest.approx(d, rel=1e-6)
+    with pytest.raises(ValueError, match="mask norm"):
+        charbonnier(pred, target, eps, mask, "sum")
+
+
+def test_jdrl_mask_norm_changes_the_balance_of_l_d():
+    """With a small mask, the reference normalisation shrinks L_d (and its gradient) by the kept fraction."""
+    blur, sharp = _pair(2)
+    out = torch.rand_like(blur)
+    batch = {"sharp": sharp, "blur": blur}
+
+    class HalfMasked(JDRLLoss):
+        def deblur_loss(self, out, sharp, f, g, masks):
+            m = torch.zeros_like(masks[0])
+            m[..., :6, :] = 1  # keep 1/4 of the rows
+            return super().deblur_loss(out, sharp, f, g, (m, m))
+
+    ref = HalfMasked(estimator=ConstantFlow(2.0), warmup_epochs=0, reblur=ReblurNet(channels=4))
+    kept = HalfMasked(estimator=ConstantFlow(2.0), warmup_epochs=0, reblur=ReblurNet(channels=4), mask_norm="kept")
+    assert JDRLLoss(estimator=ConstantFlow(2.0)).mask_norm == "all"  # the reference is the default
+    _, a = ref(out, batch, epoch=1)
+    _, k = kept(out, batch, epoch=1)
+    eps = 1e-3
+    assert a["L_d"] == pytest.approx(0.25 * k["L_d"] + 0.75 * 2 * eps, rel=1e-4)
+    with pytest.raises(ValueError, match="mask norm"):
+        JDRLLoss(estimator=ConstantFlow(2.0), mask_norm="mean")
+
+
+def test_warmup_modes_paper_and_code():
+    blur, sharp = _pair(2)
+    batch = {"sharp": sharp, "blur": blur}
+    out = torch.rand_like(blur, requires_grad=True)
+    paper = JDRLLoss(estimator=ConstantFlow(2.0), warmup_epochs=15, reblur=ReblurNet(channels=4))
+    code = JDRLLoss(estimator=ConstantFlow(2.0), warmup_epochs=15, reblur=ReblurNet(channels=4), warmup_mode="code")
+    assert paper.warmup_mode == "paper"  # the paper's text is the default
+    # paper: the whole loss during warm-up (both directions, masks, L_r)
+    loss_p, logs_p = paper(out, batch, epoch=0)
+    assert logs_p["L_r"] > 0 and logs_p["warmup"] == 1.0
+    # code: unmasked Charbonnier between the output and the flow-warped GT, nothing else
+    est = ConstantFlow(2.0)
+    f = est(blur, sharp)
+    loss_c, logs_c = code(out, batch, epoch=0)
+    assert loss_c.item() == pytest.approx(charbonnier(out, warp(sharp, f)).item(), rel=1e-6)
+    assert logs_c["L_r"] == 0.0 and logs_c["warmup"] == 1.0
+    loss_c.backward()
+    assert all(p.grad is None for p in code.reblur.parameters())  # the reblurring net rests in warm-up
+    # after the warm-up both modes compute the same loss
+    out2 = torch.rand_like(blur)
+    code.estimator, paper.estimator = ConstantFlow(2.0), ConstantFlow(2.0)
+    code.reblur.load_state_dict(paper.reblur.state_dict())
+    assert code(out2, batch, epoch=15)[0].item() == pytest.approx(paper(out2, batch, epoch=15)[0].item())
+    with pytest.raises(ValueError, match="warm-up mode"):
+        JDRLLoss(estimator=ConstantFlow(2.0), warmup_mode="authors")
+
+
+def test_jdrl_options_reach_the_criterion_from_the_config():
+    from dpdeblur.errors import UsageError
+    from dpdeblur.losses import build_criterion
+    from dpdeblur.train.config import resolve_config
+
+    c = resolve_config({"model": "unet", "jdrl": True})
+    assert (c.jdrl_warmup_mode, c.jdrl_mask_norm) == ("paper", "all")
+    c = resolve_config({"model": "unet", "jdrl": True, "jdrl_warmup_mode": "code", "jdrl_mask_norm": "kept"})
+    crit = build_criterion(None, get_card("unet"), jdrl=True, jdrl_warmup_mode=c.jdrl_warmup_mode,
+                           jdrl_mask_norm=c.jdrl_mask_norm)
+    assert (crit.warmup_mode, crit.mask_norm) == ("code", "kept")
+    with pytest.raises(UsageError, match="jdrl-warmup-mode"):
+        resolve_config({"model": "unet", "jdrl": True, "jdrl_warmup_mode": "text"})
+    with pytest.raises(UsageError, match="jdrl-mask-norm"):
+        resolve_config({"model": "unet", "jdrl": True, "jdrl_mask_norm": "sum"})
+
+
+def _authors_unet_state(base=4, seed=0):
+    """A state dict laid out as the JDRL authors' ``VGG_Deblur`` (5 levels), random values."""
+    g = torch.Generator().manual_seed(seed)
+    w = [base * 2**i for i in range(5)]
+    sd = {}
+
+    def conv(name, cin, cout, k):
+        sd[f"{name}.weight"] = torch.randn(cout, cin, k, k, generator=g) * (2 / (cin * k * k)) ** 0.5
+        sd[f"{name}.bias"] = torch.randn(cout, generator=g) * 0.01
+
+    for lvl in range(5):
+        conv(f"encoder.block{lvl + 1}.0", 3 if lvl == 0 else w[lvl - 1], w[lvl], 3)
+        conv(f"encoder.block{lvl + 1}.2", w[lvl], w[lvl], 3)
+    for n, lvl in zip(range(6, 10), range(3, -1, -1)):
+        conv(f"up{n}.1", w[lvl + 1], w[lvl], 2)
+        conv(f"block{n}.0", 2 * w[lvl], w[lvl], 3)
+        conv(f"block{n}.2", w[lvl], w[lvl], 3)
+    conv("out.0", w[0], 3, 3)
+    return sd
+
+
+def _authors_unet_forward(sd, x):
+    """The authors' forward, written out: nearest x2 + 2x2 conv with bottom/right zero
+    padding, no ReLU after it, concatenation [up, skip], sigmoid output."""
+    def c3(name, t):
+        return F.conv2d(t, sd[f"{name}.weight"], sd[f"{name}.bias"], padding=1)
+
+    skips = []
+    for lvl in range(5):
+        if lvl:
+            x = F.max_pool2d(x, 2)
+        x = F.relu(c3(f"encoder.block{lvl + 1}.2", F.relu(c3(f"encoder.block{lvl + 1}.0", x))))
+        skips.append(x)
+    for n, lvl in zip(range(6, 10), range(3, -1, -1)):
+        up = F.conv2d(F.pad(F.interpolate(x, scale_factor=2), (0, 1, 0, 1)), sd[f"up{n}.1.weight"], sd[f"up{n}.1.bias"])
+        x = torch.cat([up, skips[lvl]], 1)
+        x = F.relu(c3(f"block{n}.2", F.relu(c3(f"block{n}.0", x))))
+    return torch.sigmoid(c3("out.0", x))
+
+
+def test_unet_code_variant_counts_and_loads_the_authors_checkpoint(tmp_path):
+    # Table 6 (default) and the authors' code: 2x2 up-convolutions, 4/9 of the 3x3 ones' weights
+    for up, params in (("table6", 34515011), ("code", 31033411)):
+        m = create_model("unet", device="meta", up=up)
+        assert sum(p.numel() for p in m.parameters()) == params
+    assert get_card("unet").params == 34515011 and "up" not in get_card("unet").config
+    # a checkpoint as their training script writes it: G_state_dict of a DataParallel model
+    sd = _authors_unet_state()
+    path = tmp_path / "epoch_099.pth"
+    torch.save({"epoch": 100, "G_state_dict": {f"module.{k}": v for k, v in sd.items()},
+                "Reblur_state_dict": {"module.x": torch.zeros(1)}}, path)
+    model = create_model("unet", weights=path, base=4, up="code").eval()
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.allclose(model(x), _authors_unet_forward(sd, x), atol=1e-5)
+    # the Table 6 variant refuses those weights with a clear message
+    from dpdeblur.errors import WeightsError
+
+    with pytest.raises(WeightsError, match="shape mismatch: up"):
+        create_model("unet", weights=path, base=4)
+    with pytest.raises(ValueError, match="unet up"):
+        create_model("unet", up="transposed")

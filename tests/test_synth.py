@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 
 from dpdeblur.data import synth_sources
+from dpdeblur.io.dualpixel import srgb_decode
 from dpdeblur.data.synth import (
     SynthParams, dp_psf, make_dataset, parse_split, read_depth, synthesize_layered, synthesize_pair,
 )
 
-CLEAN = dict(noise=0.0, vignetting=0.0)
+# the classic simulator: clean half-discs on the given values (no linearisation, exposure or tone)
+CLASSIC = dict(psf="disc", linear=False, tone="none", exposure=None, white_balance=0.0, gray=0.0, bits8=0.0)
+CLEAN = dict(noise=0.0, vignetting=0.0, **CLASSIC)
 
 
 def run(*args):
@@ -62,7 +65,7 @@ def test_in_focus_pixels_are_untouched():
     depth = np.full((40, 64), 2.0, np.float32)
     depth[:, 40:] = 8.0  # far part defocused
     p = SynthParams(max_radius=4, focus=2.0, **CLEAN)
-    left, right, comb = synthesize_pair(sharp, depth, p, np.random.default_rng(0))
+    _, left, right, comb = synthesize_pair(sharp, depth, p, np.random.default_rng(0))
     far = 40 - 6  # beyond the largest kernel's reach
     for a in (left, right, comb):
         np.testing.assert_allclose(a[:, :far], sharp[:, :far], atol=1e-6)
@@ -73,7 +76,7 @@ def test_combined_is_the_sum_of_the_halves():
     rng = np.random.default_rng(2)
     sharp = rng.uniform(0.2, 0.4, (48, 64, 3)).astype(np.float32)  # nothing clips
     depth = rng.uniform(1, 10, (48, 64)).astype(np.float32)
-    left, right, comb = synthesize_pair(sharp, depth, SynthParams(noise=0.02, vignetting=0.3), np.random.default_rng(0))
+    _, left, right, comb = synthesize_pair(sharp, depth, SynthParams(noise=0.02, vignetting=0.3, **CLASSIC), np.random.default_rng(0))
     np.testing.assert_allclose(comb, (left + right) / 2, atol=1e-6)
     assert not np.allclose(left, right, atol=0.01)  # vignetting + noise differ per view
     # complementary vignetting: left view brighter on the left side, right view on the right
@@ -90,7 +93,7 @@ def test_constant_image_stays_constant(mode):
         np.testing.assert_allclose(sharp, 0.37, atol=1e-6)
     else:
         depth = rng.uniform(0.5, 10, (48, 64)) if mode == "depth" else None
-        views = synthesize_pair(c, depth, p, rng)
+        views = synthesize_pair(c, depth, p, rng)[1:]
     for v in views:
         np.testing.assert_allclose(v, 0.37, atol=1e-5)
 
@@ -104,7 +107,7 @@ def test_views_shift_in_opposite_directions(depth_value, sign):
     depth = np.full((H, W), depth_value, np.float32)
     p = SynthParams(max_radius=10, focus=1.0, **CLEAN)
     info = {}
-    left, right, _ = synthesize_pair(sharp, depth, p, np.random.default_rng(4), info=info)
+    _, left, right, _ = synthesize_pair(sharp, depth, p, np.random.default_rng(4), info=info)
     R = info["peak_radius"]
     dl, dr, ds = (np.diff(a[..., 0].mean(0)) for a in (left, right, sharp))
     lags = np.arange(-W + 2, W - 1)
@@ -121,7 +124,8 @@ def _tree(root):
 
 def test_layered_dataset_has_dpdd_layout_16bit_and_json(tmp_path):
     out = tmp_path / "ds"
-    manifest, report = make_dataset(out, size=(64, 48), split={"train": 2, "val": 1, "test": 1}, seed=5)
+    params = SynthParams(max_radius=8.0, **CLASSIC)
+    manifest, report = make_dataset(out, size=(64, 48), split={"train": 2, "val": 1, "test": 1}, seed=5, params=params)
     assert report.exit_code == 0 and manifest["ok"] == 4
     files = _tree(out)
     assert "synth.json" in files
@@ -225,7 +229,8 @@ def test_make_samples(tmp_path):
         c = cv2.imread(str(tmp_path / "combined" / f"{sid}.png"), cv2.IMREAD_UNCHANGED)
         assert l.dtype == np.uint16 and l.shape == (192, 256, 3)
         ok = (l < 65535) & (r < 65535)
-        assert np.abs(c.astype(float) - (l.astype(float) + r) / 2)[ok].max() <= 1.0
+        lin = lambda a: srgb_decode(a / 65535.0).astype(np.float64)  # noqa: E731 - views are sRGB-encoded
+        assert np.abs(lin(c) - (lin(l) + lin(r)) / 2)[ok].max() <= 2e-4  # the sum holds in linear light
         sharp = cv2.imread(str(tmp_path / "sharp" / f"{sid}.png"), cv2.IMREAD_UNCHANGED)
         assert sharp.shape == (192, 256, 3)
         assert np.abs(c / 257.0 - sharp).mean() > 1.0  # visibly defocused

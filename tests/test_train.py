@@ -93,7 +93,7 @@ def test_config_precedence_and_recipes(tmp_path):
     assert (c.lr, c.batch_size, c.model_config, c.schedule, c.epochs, c.patch, c.overlap) == (5e-4, 7, {"dim": 24}, "cosine", 1000, 512, 0.6)
     (tmp_path / "c.yaml").write_text("epochs: 3\nrecipe: fcn\n")
     c = resolve_config({}, tmp_path / "c.yaml")
-    assert (c.epochs, c.lr, c.schedule, c.step_epochs, c.patch_mode, c.patch) == (3, 2e-4, "step", 200, "crop", 256)
+    assert (c.epochs, c.lr, c.schedule, c.step_epochs, c.patch_mode, c.patch) == (3, 2e-4, "step", 200, "resize", 256)
     j = resolve_config({"jdrl": True})
     assert (j.jdrl, j.lr, j.step_epochs, j.epochs, j.patch) == (True, 2e-5, 60, 100, 256)
     from dpdeblur.train.loop import lr_at

@@ -232,6 +232,8 @@ def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
     from dpdeblur.inference.pipeline import Deblurrer, Loaded
 
     check_quality_config(cfg)
+    if cfg.dataset == "pixel4":
+        return _bench_pixel4(cfg, on_image)
     images = find_pairs(cfg.dataset, cfg.data_root, cfg.split, **cfg.folders)
     dataset = images.name
     samples = images.samples[: cfg.limit] if cfg.limit else images.samples
@@ -293,6 +295,58 @@ def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
     return report, crops
 
 
+def _bench_pixel4(cfg: QualityConfig, on_image: Callable[[int, int, str], None] | None = None):
+    """Real Pixel 4 captures (:mod:`dpdeblur.data.pixel4`): the protocol's gain fit, one
+    channel, plain and deformed-GT scores for the combined input and the model."""
+    from dpdeblur.data import pixel4 as p4
+    from dpdeblur.inference.pipeline import Deblurrer, Loaded
+
+    if cfg.data_root is None:
+        raise UsageError("--dataset pixel4 needs --data-root (a folder of <id>_left.png/<id>_right.png + gt_all_in_focus/)")
+    ids = p4.scene_ids(cfg.data_root)[: cfg.limit] if cfg.limit else p4.scene_ids(cfg.data_root)
+    gain = p4.vignetting_gain(cfg.data_root)
+    deblurrer = None
+    name = IDENTITY
+    if not (isinstance(cfg.model, str) and cfg.model == IDENTITY):
+        deblurrer = Deblurrer(cfg.model, cfg.weights, cfg.model_config, tile=cfg.tile, overlap=cfg.overlap,
+                              device=cfg.device, precision=cfg.precision)
+        name = cfg.model if isinstance(cfg.model, str) else (deblurrer.card.name if deblurrer.card else type(cfg.model).__name__)
+    deformed = cfg.deformed_gt is not False
+    per_image: list[dict[str, Any]] = []
+    crops: dict[str, np.ndarray] = {}
+    for i, sid in enumerate(ids):
+        scene = p4.load_scene(cfg.data_root, sid, gain)
+        outputs = {IDENTITY: scene.combined}
+        if deblurrer is not None:
+            outputs[name] = p4.to_linear_gray(deblurrer.run(Loaded(views=p4.model_views(scene, deblurrer.views), bit_depth=16)))
+        shown = {}
+        for model, out in outputs.items():
+            row: dict[str, Any] = {"model": model, "id": sid, "scene": None, "bit_depth": 16}
+            row.update(p4.score(out, scene.gt, cfg.ssim, deformed))
+            per_image.append(row)
+            shown[model] = out
+        if cfg.crops:
+            from dpdeblur.io.dualpixel import srgb_encode
+
+            rgb = {k: np.repeat(srgb_encode(v)[..., None], 3, axis=2) for k, v in shown.items()}
+            truth = np.repeat(srgb_encode(p4.gain_fit(scene.gt, shown[name]))[..., None], 3, axis=2)
+            crops[sid] = _side_by_side(rgb[IDENTITY], rgb[name], truth, cfg.crops)
+        if on_image:
+            on_image(i + 1, len(ids), sid)
+    meta = {
+        "dataset": "pixel4", "split": "all", "data_root": str(cfg.data_root), "model": name,
+        "weights": str(cfg.weights) if cfg.weights else None, "model_config": cfg.model_config,
+        "n_images": len(ids), "bit_depth": [16], "ssim_window": cfg.ssim, "lpips": "not computed for pixel4",
+        "protocol": p4.PROTOCOL,
+        "deformed_gt": p4.DEFORM_NOTE if deformed else None, "scene_labels": None,
+        "tile": cfg.tile, "overlap": cfg.overlap,
+        "device": str(deblurrer.device) if deblurrer else None,
+        "precision": str(deblurrer.dtype).replace("torch.", "") if deblurrer else None,
+    }
+    report = {"kind": "quality", "meta": meta, "rows": aggregate(per_image, "pixel4", False), "per_image": per_image}
+    return report, crops
+
+
 # ----------------------------------------------------------------------------- outputs
 
 
@@ -326,6 +380,8 @@ def quality_markdown(report: dict[str, Any]) -> str:
 
     m = report["meta"]
     notes = [f"SSIM window: {m['ssim_window']}", f"LPIPS: {m['lpips']}", f"bit depth: {'/'.join(map(str, m['bit_depth']))}"]
+    if m.get("protocol"):
+        notes.append(m["protocol"])
     if m.get("deformed_gt"):
         notes.append(f"*_deformed: {m['deformed_gt']}")
     return markdown_table(report["rows"], table_columns(report)) + "\n" + "; ".join(notes) + ".\n"

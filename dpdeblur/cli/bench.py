@@ -120,7 +120,7 @@ def compare_cmd(
 @bench_app.command("quality")
 @guarded
 def quality_cmd(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="dpdd, sdd, gopro, hide, realdof or folder."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="dpdd, sdd, gopro, hide, realdof, folder or pixel4 (real Pixel 4 captures, Xin et al. layout)."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the data set."),
     split: str = typer.Option("test", help="Split to score (train, val, test)."),
     model: str = typer.Option("identity", "--model", "-m", help="Model name; 'identity' scores the blurry input only."),

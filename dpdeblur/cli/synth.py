@@ -19,18 +19,28 @@ def synth_cmd(
     count: int = typer.Option(100, "--count", help="Number of images, split 80/10/10 into train/val/test."),
     size: str = typer.Option("512x384", "--size", help="Image size WIDTHxHEIGHT."),
     split: str = typer.Option(None, "--split", help="Explicit counts, e.g. train=80,val=10,test=10 (overrides --count)."),
-    max_radius: float = typer.Option(8.0, "--max-radius", help="Largest defocus disc radius in pixels (per image peak in [R/2, R])."),
+    max_radius: float = typer.Option(24.0, "--max-radius", help="Largest defocus radius in pixels (per image peak in [R/6, R])."),
+    psf: str = typer.Option("parametric", "--psf", help="PSF model without a bank: parametric (apodised, soft split, cat's eye) | disc (clean half-discs)."),
+    psf_bank: Path = typer.Option(None, "--psf-bank", help="Folder of measured kernels blur_kernels_{left,right}.npy (+ psf_bank.json): a calibrated camera's PSFs."),
+    bank_share: float = typer.Option(1.0, "--bank-share", help="Share of images rendered with --psf-bank (the rest: --psf)."),
+    tone: str = typer.Option("mixed", "--tone", help="Encoding of the written images: mixed (sRGB or gamma 1.8-2.4 per image) | srgb | gamma | none."),
+    exposure: str = typer.Option("0.2,1.0", "--exposure", help="Range LO,HI of the scene's linear 99th percentile ('none' = as the sources are)."),
+    linear: bool = typer.Option(True, "--linear/--no-linear", help="Blur, vignetting and noise in linear light (sources sRGB-decoded)."),
     focus: float = typer.Option(None, "--focus", help="Focus distance in depth-map units (metres for layered planes) (default: random per image)."),
-    noise: float = typer.Option(0.01, "--noise", help="Largest shot+read noise level (fraction of full scale); 0 = none."),
+    noise: float = typer.Option(0.02, "--noise", help="Largest shot-noise level (linear, fraction of full scale; read noise 1/8 of it); 0 = none."),
     vignetting: float = typer.Option(0.1, "--vignetting", help="Largest complementary vignetting strength; 0 = none."),
     seed: int = typer.Option(0, "--seed", help="Random seed; same seed and options give identical files."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a data set already in OUT (only its own folders)."),
     as_json: bool = typer.Option(False, "--json", help="Print the parameters and per-image values as JSON on stdout."),
 ) -> None:
     """Make dual-pixel training data (left, right, combined, sharp) from sharp images, with no camera."""
-    from dpdeblur.data.synth import SynthParams, make_dataset, parse_size, parse_split
+    from dpdeblur.data.synth import SynthParams, make_dataset, parse_range, parse_size, parse_split
 
-    params = SynthParams(max_radius=max_radius, focus=focus, depth_kind=depth_kind, noise=noise, vignetting=vignetting)
+    params = SynthParams(
+        max_radius=max_radius, focus=focus, depth_kind=depth_kind, noise=noise, vignetting=vignetting, psf=psf,
+        psf_bank=str(psf_bank) if psf_bank is not None else None, bank_share=bank_share, tone=tone,
+        exposure=parse_range(exposure, "--exposure"), linear=linear,
+    )
     manifest, report = make_dataset(
         out, images=images, depth=depth, size=parse_size(size), split=parse_split(split, count),
         params=params, seed=seed, overwrite=overwrite, progress=not as_json,

@@ -9,7 +9,11 @@ Patches (``mode``):
 - ``"slide"``: ``patch`` windows slid with ``overlap`` (0.6 = 60%; the last window
   is clamped to the border), optionally dropping the ``drop_flat`` fraction of
   least-textured windows (mean absolute gradient of the sharp window's gray);
-- ``"crop"``: ``crops_per_image`` random ``patch`` crops per image and epoch.
+- ``"crop"``: ``crops_per_image`` random ``patch`` crops per image and epoch;
+- ``"resize"``: each whole image resized (area interpolation) to ``patch`` x ``patch``,
+  one item per image and epoch (FCN's recipe: "we adjust 2103 blurred images and clear
+  ground truth in the GoPro training set to the size of 256x256"; the aspect ratio is
+  not kept, as there).
 
 Augmentation (flips, crop positions) is a pure function of ``(seed, epoch, index)``,
 keys that :class:`~dpdeblur.data.sampler.ResumableSampler` yields, so an epoch can be
@@ -39,7 +43,9 @@ from dpdeblur.data.sets import ImageSet, Sample
 from dpdeblur.io.images import read_image
 from dpdeblur.utils.atomic import atomic_path, atomic_write_text
 
-__all__ = ["ImageSource", "PatchDataset", "FullImageDataset", "slide_positions", "texture_score"]
+__all__ = ["ImageSource", "PatchDataset", "FullImageDataset", "slide_positions", "texture_score", "PATCH_MODES"]
+
+PATCH_MODES = ("slide", "crop", "resize")
 
 
 def _planes(has_views: bool) -> tuple[str, ...]:
@@ -150,6 +156,16 @@ def _to_item(planes: np.ndarray, names: tuple[str, ...], views: tuple[str, ...],
     return {"input": inp, "blur": parts["blur"], "sharp": parts["sharp"]}
 
 
+def _resize(a: np.ndarray, p: int) -> np.ndarray:
+    """:math:`(H, W, K)` -> :math:`(p, p, K)`, area interpolation when shrinking (any K, any dtype cv2 takes)."""
+    import cv2
+
+    h, w = a.shape[:2]
+    interp = cv2.INTER_AREA if p <= min(h, w) else cv2.INTER_LINEAR
+    chunks = [cv2.resize(np.ascontiguousarray(a[..., k : k + 4]), (p, p), interpolation=interp) for k in range(0, a.shape[2], 4)]
+    return np.concatenate([c.reshape(p, p, -1) for c in chunks], axis=2)
+
+
 class PatchDataset(Dataset):
     """Training patches. Index with ``(index, epoch, seed)`` keys (augmented) or a plain
     ``index`` (no augmentation, centre crop in ``"crop"`` mode).
@@ -175,8 +191,8 @@ class PatchDataset(Dataset):
         crops_per_image: int = 1,
         flow_dir: str | Path | None = None,
     ) -> None:
-        if mode not in ("slide", "crop"):
-            raise ValueError(f"patch mode must be 'slide' or 'crop', got {mode!r}")
+        if mode not in PATCH_MODES:
+            raise ValueError(f"patch mode must be one of {', '.join(PATCH_MODES)}, got {mode!r}")
         self.source, self.views, self.patch, self.mode = source, tuple(views), patch, mode
         self.flips, self.crops_per_image = flips, crops_per_image
         self.sizes = source.images.sizes or [source.get(i).shape[:2] for i in range(len(source))]
@@ -215,18 +231,24 @@ class PatchDataset(Dataset):
         return wins
 
     def __len__(self) -> int:
-        return len(self.windows) if self.mode == "slide" else len(self.sizes) * self.crops_per_image
+        if self.mode == "slide":
+            return len(self.windows)
+        return len(self.sizes) * (self.crops_per_image if self.mode == "crop" else 1)
 
     def __getitem__(self, key) -> dict[str, torch.Tensor]:
         idx, rng = (key[0], np.random.default_rng(list(key[::-1]))) if isinstance(key, tuple) else (int(key), None)
         p = self.patch
-        if self.mode == "slide":
-            i, y, x = self.windows[idx]
+        if self.mode == "resize":
+            i, y, x = idx, 0, 0
+            a = _resize(self.source.get(i), p)
         else:
-            i = idx // self.crops_per_image
-            h, w = self.sizes[i]
-            y, x = ((h - p) // 2, (w - p) // 2) if rng is None else (int(rng.integers(0, h - p + 1)), int(rng.integers(0, w - p + 1)))
-        a = self.source.get(i)[y : y + p, x : x + p]
+            if self.mode == "slide":
+                i, y, x = self.windows[idx]
+            else:
+                i = idx // self.crops_per_image
+                h, w = self.sizes[i]
+                y, x = ((h - p) // 2, (w - p) // 2) if rng is None else (int(rng.integers(0, h - p + 1)), int(rng.integers(0, w - p + 1)))
+            a = self.source.get(i)[y : y + p, x : x + p]
         hflip = vflip = False
         if self.flips and rng is not None:
             hflip, vflip = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
@@ -245,7 +267,12 @@ class PatchDataset(Dataset):
         from dpdeblur.flow.align import load_flow
 
         p = self.patch
-        f = np.array(load_flow(self.flows[i], mmap=True)[:, y : y + p, x : x + p], dtype=np.float32)
+        if self.mode == "resize":  # resample the field and scale its components with the image
+            f = np.asarray(load_flow(self.flows[i], mmap=True), dtype=np.float32)
+            h, w = f.shape[1:]
+            f = _resize(f.transpose(1, 2, 0), p).transpose(2, 0, 1) * np.array([p / w, p / h], np.float32)[:, None, None]
+        else:
+            f = np.array(load_flow(self.flows[i], mmap=True)[:, y : y + p, x : x + p], dtype=np.float32)
         if f.shape[1:] != (p, p):
             from dpdeblur.errors import DataError
 

@@ -6,12 +6,15 @@ Model (thin lens, per pixel or per fronto-parallel layer):
   signed defocus radius is ``r = K * (w_f - w)`` with ``w_f`` the focus plane:
   ``r > 0`` behind the focal plane (farther), ``r < 0`` in front of it. ``K`` (the
   aperture) is set per image so the largest ``|r|`` equals a peak radius drawn in
-  ``[max_radius/2, max_radius]``.
-- the full point-spread function is an anti-aliased disc of radius ``|r|``;
-  the left and right views see its two halves (:func:`dp_psf`): left half
-  (``x < 0``) to the left view when ``r > 0``, the right half when ``r < 0``.
-  The halves are mirror images and sum to the disc, so defocus shifts the two
-  views in opposite horizontal directions and the direction flips at focus.
+  ``[max_radius/6, max_radius]``.
+- the point-spread function of each view (``--psf``): ``disc``, the two halves of an
+  anti-aliased disc of radius ``|r|`` (:func:`dp_psf`: left half (``x < 0``) to the
+  left view when ``r > 0``, the right half when ``r < 0``); ``parametric`` (default),
+  an apodised aperture split softly in two, with cross-talk, a cat's eye off axis and
+  optical softening, drawn per image; or a camera's measured kernels (``--psf-bank``),
+  picked by image position and resampled by ``r / ref_radius``. In every case defocus
+  shifts the two views in opposite horizontal directions and the direction flips at
+  focus (the kernels' point reflection).
 - radii are quantised (``radius_step``) and rendered as layers back to front with
   occlusion-aware "over" compositing, one ``cv2.filter2D`` per layer and view on
   the layer's bounding box only (no per-pixel Python loops).
@@ -19,10 +22,16 @@ Model (thin lens, per pixel or per fronto-parallel layer):
   complementary vignetting (gains ``1 -/+ v*x``, x in [-1, 1] across the width,
   sum 2), shot + read noise on each half, ``combined = half_L + half_R``.
 
-Brightness convention (as DPDD / Canon DP data, REFERENCE section 5: "x2 to
+Realism (default): sources are sRGB-decoded to linear light and given a drawn exposure,
+colour cast or monochrome; the PSFs are parametric dual-pixel kernels or a camera's
+measured bank (:mod:`dpdeblur.data.psf`); then the tone curve of the views (sRGB or a
+plain gamma) and, sometimes, 8-bit steps. The ground truth goes through the same
+exposure and tone curve.
+
+Brightness convention (as DPDD / Canon DP data: "x2 to
 match the combined image"): written views are ``left = 2*half_L``,
-``right = 2*half_R``, so ``combined = (left + right) / 2`` (exact before clipping
-and 16-bit rounding) and an in-focus pixel has ``left == right == combined ==
+``right = 2*half_R``, so ``combined = (left + right) / 2`` in linear light (exact
+before clipping and 16-bit rounding) and an in-focus pixel has ``left == right == combined ==
 sharp``. Without a depth map the data set uses layered random planes.
 
 Arrays are :math:`(H, W, 3)` float32 RGB in [0, 1]; depth maps :math:`(H, W)`.
@@ -35,7 +44,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -43,18 +52,24 @@ from dpdeblur.errors import InputError, UsageError
 
 __all__ = [
     "SynthParams", "dp_psf", "signed_radius", "render_layers", "sensor", "synthesize_pair",
-    "synthesize_layered", "read_depth", "parse_size", "parse_split", "make_dataset", "SPLITS",
+    "synthesize_layered", "read_depth", "parse_size", "parse_split", "parse_range", "make_dataset", "SPLITS",
 ]
 
 SPLITS = ("train", "val", "test")
 DEPTH_EXTS = (".npy", ".npz", ".pfm", ".png", ".tif", ".tiff")
 CONVENTIONS = {
-    "views_brightness": "left/right written x2 (each photodiode holds half the light): combined = (left + right) / 2",
+    "light": "blur, vignetting and noise in linear light (sources sRGB-decoded) unless params.linear is false; then the tone curve",
+    "views_brightness": "left/right written x2 (each photodiode holds half the light): combined = (left + right) / 2 in linear light",
     "radius_sign": "r = K * (1/d_focus - 1/d): r > 0 behind the focal plane, r < 0 in front",
-    "view_psf": "r > 0: left view = left half (x < 0) of the disc, right view = right half; swapped for r < 0",
+    "view_psf": "r > 0: left view = left part of the aperture (light lands left of the point); r < 0: point reflection of the kernels",
+    "psf": "parametric (apodised, soft left/right split, cat's eye), disc (clean halves) or a measured bank resampled by r / ref_radius",
     "vignetting": "gain_left = 1 - v*x, gain_right = 1 + v*x, x in [-1, 1] left to right (sum 2)",
-    "noise": "per view: half + N(0, s^2 * half + (s/4)^2), s drawn in [0, noise] per image",
+    "noise": "per photodiode half (linear): half + N(0, s^2 * half + (s/8)^2), s log-uniform in [noise/10, noise] per image",
+    "target": "the sharp image through the same exposure, colour and tone curve as the views (no blur, noise or vignetting)",
 }
+
+
+TONES = ("mixed", "srgb", "gamma", "none")
 
 
 @dataclass
@@ -62,23 +77,47 @@ class SynthParams:
     """Simulator settings; per-image values are drawn from these ranges.
 
     Attributes:
-        max_radius: largest defocus disc radius in pixels (peak drawn in [max/2, max]).
+        max_radius: largest defocus radius in pixels (per-image peak drawn in
+            [max/6, max]; with a PSF bank, the bank's equivalent disc radius scaled).
         focus: focus distance in the depth map's units (disparity units for
             ``depth_kind='disparity'``, metres for layered planes); None = random.
         depth_kind: ``'depth'`` (w = 1/d) or ``'disparity'`` (w = d).
-        noise: largest noise level ``s`` (fraction of full scale); 0 = none.
+        noise: largest shot-noise level ``s`` (linear, fraction of full scale; drawn
+            log-uniformly in [s/10, s] per image, read noise s/8); 0 = none.
         vignetting: largest complementary vignetting strength ``v``; 0 = none.
         radius_step: radius quantisation in pixels (one layer per level).
         layers: (min, max) number of planes in layered mode, background included.
+        psf: ``'parametric'`` (apodised, soft-split, cat's-eye dual-pixel PSFs,
+            :mod:`dpdeblur.data.psf`) or ``'disc'`` (clean half-discs).
+        psf_bank: folder of a camera's measured kernels (:class:`~dpdeblur.data.psf.PSFBank`);
+            used instead of ``psf`` for a ``bank_share`` of the images (default all).
+        linear: blur, vignetting and noise in linear light (sources are sRGB-decoded first).
+        tone: encoding of every written image: ``'srgb'``, ``'gamma'`` (plain power
+            1/1.8 to 1/2.4), ``'mixed'`` (either, per image) or ``'none'`` (as computed).
+        exposure: (lo, hi) range of the linear 99th percentile the scene is scaled to
+            (under-exposed raw views sit near 0.3-0.5); None = no scaling.
+        white_balance: largest per-channel gain deviation (colour casts); 0 = none.
+        gray: probability that an image is monochrome (one-channel sensors such as the
+            Pixel's dual-pixel green plane, repeated on R, G, B).
+        bits8: probability that the blurry images are quantised to 8 bits.
     """
 
-    max_radius: float = 8.0
+    max_radius: float = 24.0
     focus: float | None = None
     depth_kind: str = "depth"
-    noise: float = 0.01
+    noise: float = 0.02
     vignetting: float = 0.1
     radius_step: float = 0.5
     layers: tuple[int, int] = (2, 5)
+    psf: str = "parametric"
+    psf_bank: str | None = None
+    bank_share: float = 1.0
+    linear: bool = True
+    tone: str = "mixed"
+    exposure: tuple[float, float] | None = (0.2, 1.0)
+    white_balance: float = 0.25
+    gray: float = 0.15
+    bits8: float = 0.25
 
     def check(self) -> "SynthParams":
         if not (0 <= self.max_radius <= 64):
@@ -93,6 +132,21 @@ class SynthParams:
             raise UsageError(f"--vignetting {self.vignetting}: use 0 to <1")
         if self.radius_step <= 0:
             raise UsageError("radius_step must be > 0")
+        if self.psf not in ("parametric", "disc"):
+            raise UsageError(f"--psf {self.psf!r}: choose parametric or disc")
+        if self.tone not in TONES:
+            raise UsageError(f"--tone {self.tone!r}: choose one of {', '.join(TONES)}")
+        if self.exposure is not None and not (0 < self.exposure[0] <= self.exposure[1] <= 4):
+            raise UsageError(f"--exposure {self.exposure}: write LO,HI with 0 < LO <= HI <= 4")
+        if self.psf_bank is not None:
+            from dpdeblur.data.psf import PSFBank
+
+            PSFBank.load(self.psf_bank)  # a bad bank is a usage error before any work
+        for name in ("gray", "bits8", "bank_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UsageError(f"{name} {getattr(self, name)}: a probability in [0, 1]")
+        if not 0 <= self.white_balance < 1:
+            raise UsageError(f"white balance {self.white_balance}: use 0 to <1")
         return self
 
 
@@ -163,17 +217,29 @@ def _convolve_roi(premult: np.ndarray, psf: np.ndarray) -> tuple[np.ndarray, tup
     return out[oy0 - iy0 : oy1 - iy0, ox0 - ix0 : ox1 - ix0], (slice(oy0, oy1), slice(ox0, ox1))
 
 
-def render_layers(layers: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray]:
+PsfFn = Callable[[float], "tuple[np.ndarray, np.ndarray]"]
+
+
+def disc_psf(radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`dp_psf` at full brightness: the two half-discs, each summing to 1."""
+    left, right = dp_psf(float(radius))
+    return left * 2.0, right * 2.0
+
+
+def render_layers(layers: Sequence[tuple[np.ndarray, np.ndarray, float]], psf: PsfFn | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Defocus fronto-parallel layers into the two dual-pixel views (before the sensor).
 
     Args:
         layers: back to front, each ``(rgb (H, W, 3), alpha (H, W), signed radius)``.
+        psf: signed radius -> ``(left, right)`` kernels each summing to 1 (default:
+            :func:`disc_psf`, clean half-discs).
 
     Returns:
-        ``(left, right)`` :math:`(H, W, 3)` float32 at full brightness (each view's
-        PSF normalised to 1): over-compositing of the blurred premultiplied layers,
-        divided by the accumulated coverage (fills holes a depth map leaves).
+        ``(left, right)`` :math:`(H, W, 3)` float32 at full brightness:
+        over-compositing of the blurred premultiplied layers, divided by the
+        accumulated coverage (fills holes a depth map leaves).
     """
+    psf = psf or disc_psf
     H, W = layers[0][1].shape
     views = []
     for v in (0, 1):
@@ -181,13 +247,55 @@ def render_layers(layers: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> tup
         for rgb, alpha, r in layers:
             if not alpha.any():
                 continue
-            psf = dp_psf(float(r))[v] * 2.0
             premult = np.concatenate([rgb * alpha[..., None], alpha[..., None]], axis=2).astype(np.float32)
-            out, box = _convolve_roi(premult, psf)
+            out, box = _convolve_roi(premult, psf(float(r))[v])
             a = np.clip(out[..., 3:4], 0, 1)
             acc[box] = acc[box] * (1 - a) + out
         views.append(acc[..., :3] / np.maximum(acc[..., 3:4], 1e-6))
     return views[0], views[1]
+
+
+@functools.lru_cache(maxsize=8)
+def _bank(path: str):
+    from dpdeblur.data.psf import PSFBank
+
+    return PSFBank.load(path)
+
+
+def _optics(params: SynthParams, rng: np.random.Generator, size: tuple[int, int], drawn: dict) -> list[tuple[np.ndarray | None, PsfFn]]:
+    """The PSF model of one image: ``[(weight map or None, psf)]`` (weights sum to 1).
+
+    A bank places the image at a random position of the calibrated frame and blends the
+    kernels of the grid cells it covers; the parametric model draws one shape per image,
+    its cat's eye pointing as at a random frame position.
+    """
+    from dpdeblur.data.psf import asdict_shape, draw_parametric, parametric_psf
+
+    if params.psf_bank and (params.bank_share >= 1 or rng.random() < params.bank_share):
+        bank = _bank(str(params.psf_bank))
+        frame = bank.frame_size()
+        w, h = size
+        origin = (float(rng.uniform(0, max(0, frame[0] - w))), float(rng.uniform(0, max(0, frame[1] - h)))) if frame else (0.0, 0.0)
+        drawn.update(psf="bank", bank_origin=[round(v, 1) for v in origin])
+        return [(m, functools.partial(bank.kernels, i)) for i, m in bank.cell_weights(size, origin)]
+    if params.psf == "parametric":
+        shape = draw_parametric(rng)
+        drawn.update(psf="parametric", psf_shape=asdict_shape(shape))
+        return [(None, functools.partial(parametric_psf, shape=shape))]
+    drawn.update(psf="disc")
+    return [(None, disc_psf)]
+
+
+def _render(layers, optics) -> tuple[np.ndarray, np.ndarray]:
+    if len(optics) == 1 and optics[0][0] is None:
+        return render_layers(layers, optics[0][1])
+    H, W = layers[0][1].shape
+    left, right = np.zeros((H, W, 3), np.float32), np.zeros((H, W, 3), np.float32)
+    for weight, psf in optics:
+        lv, rv = render_layers(layers, psf)
+        left += weight[..., None] * lv
+        right += weight[..., None] * rv
+    return left, right
 
 
 def sensor(
@@ -196,14 +304,15 @@ def sensor(
     """Photodiode halves with complementary vignetting and shot + read noise.
 
     ``left``/``right`` are full-brightness views; returns ``(left, right, combined)``
-    in the written convention (views x2, ``combined = (left + right) / 2`` before clipping).
+    in the written convention (views x2, ``combined = (left + right) / 2`` before
+    clipping). Noise per half: ``N(0, s^2 * half + (s/8)^2)``.
     """
     W = left.shape[1]
     x = np.linspace(-1.0, 1.0, W, dtype=np.float32)[None, :, None]
     halves = [left * 0.5 * (1 - vignetting * x), right * 0.5 * (1 + vignetting * x)]
     if noise > 0:
         halves = [
-            h + np.sqrt(noise**2 * np.clip(h, 0, None) + (noise / 4) ** 2) * rng.standard_normal(h.shape, dtype=np.float32)
+            h + np.sqrt(noise**2 * np.clip(h, 0, None) + (noise / 8) ** 2) * rng.standard_normal(h.shape, dtype=np.float32)
             for h in halves
         ]
     comb = halves[0] + halves[1]
@@ -211,9 +320,10 @@ def sensor(
 
 
 def _draw(params: SynthParams, rng: np.random.Generator) -> dict:
+    noise = float(params.noise * 10 ** rng.uniform(-1, 0)) if params.noise > 0 else 0.0
     return {
-        "peak_radius": float(rng.uniform(params.max_radius / 2, params.max_radius)),
-        "noise": float(rng.uniform(0, params.noise)) if params.noise > 0 else 0.0,
+        "peak_radius": float(rng.uniform(params.max_radius / 6, params.max_radius)),
+        "noise": noise,
         "vignetting": float(rng.uniform(0, params.vignetting)) if params.vignetting > 0 else 0.0,
     }
 
@@ -222,17 +332,66 @@ def _quantise(r: np.ndarray | float, step: float) -> np.ndarray:
     return np.round(np.asarray(r, np.float32) / step) * step
 
 
+def _scene(sharp: np.ndarray, params: SynthParams, rng: np.random.Generator, drawn: dict) -> np.ndarray:
+    """Scene radiance from a sharp sRGB image: decoded to linear (``params.linear``),
+    optionally monochrome, colour-cast and scaled to a drawn exposure."""
+    from dpdeblur.io.dualpixel import srgb_decode
+
+    lin = srgb_decode(sharp) if params.linear else np.asarray(sharp, np.float32)
+    if params.gray and rng.random() < params.gray:
+        lin = np.repeat(lin.mean(axis=2, keepdims=True), 3, axis=2)
+        drawn["gray"] = True
+    elif params.white_balance:
+        g = rng.uniform(1 - params.white_balance, 1 + params.white_balance, 3).astype(np.float32)
+        lin = lin * (g / g.max())
+        drawn["white_balance"] = [round(float(v), 4) for v in g / g.max()]
+    if params.exposure is not None:
+        lo, hi = params.exposure
+        target = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        p99 = float(np.percentile(lin, 99)) if lin.size else 1.0
+        gain = target / max(p99, 1e-3)
+        lin = lin * np.float32(gain)
+        drawn["exposure_gain"] = round(gain, 4)
+    return np.ascontiguousarray(lin, dtype=np.float32)
+
+
+def _encoder(params: SynthParams, rng: np.random.Generator, drawn: dict) -> Callable[[np.ndarray], np.ndarray]:
+    from dpdeblur.io.dualpixel import srgb_encode
+
+    kind = params.tone if params.tone != "mixed" else ("srgb" if rng.random() < 0.65 else "gamma")
+    drawn["tone"] = kind
+    if kind == "srgb":
+        return srgb_encode
+    if kind == "gamma":
+        g = float(rng.uniform(1.8, 2.4))
+        drawn["gamma"] = round(g, 3)
+        return lambda a: np.power(np.clip(a, 0, 1), 1 / g).astype(np.float32)
+    return lambda a: np.clip(a, 0, 1).astype(np.float32)
+
+
+def _develop(sharp_lin, left, right, params, rng, drawn) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sensor (vignetting, noise) then the drawn tone curve (and 8-bit quantisation of the
+    blurry images): ``(sharp, left, right, combined)`` as written."""
+    views = sensor(left, right, drawn["noise"], drawn["vignetting"], rng)
+    encode = _encoder(params, rng, drawn)
+    out = [encode(np.clip(sharp_lin, 0, 1))] + [encode(v) for v in views]
+    if params.bits8 and rng.random() < params.bits8:
+        out[1:] = [np.round(a * 255) / 255 for a in out[1:]]
+        drawn["bits"] = 8
+    return tuple(np.asarray(a, np.float32) for a in out)
+
+
 def synthesize_pair(
     sharp: np.ndarray,
     depth: np.ndarray | None = None,
     params: SynthParams | None = None,
     rng: np.random.Generator | None = None,
     info: dict | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Dual-pixel views of one sharp image.
 
     Args:
-        sharp: :math:`(H, W, 3)` float32 in [0, 1] (the ground truth).
+        sharp: :math:`(H, W, 3)` float32 in [0, 1] (sRGB-encoded when ``params.linear``).
         depth: :math:`(H, W)` depth (or disparity with ``params.depth_kind``); NaN,
             inf and non-positive depths count as unknown (filled with the median).
             None: the whole image is one plane at a random signed radius.
@@ -240,15 +399,17 @@ def synthesize_pair(
         info: optional dict filled with the values drawn (focus, K, peak...).
 
     Returns:
-        ``(left, right, combined)`` each :math:`(H, W, 3)` float32 in [0, 1].
+        ``(sharp, left, right, combined)`` each :math:`(H, W, 3)` float32 in [0, 1]:
+        the ground truth as written (same exposure and tone as the views) and the views.
     """
     params = (params or SynthParams()).check()
     rng = rng if rng is not None else np.random.default_rng(0)
     sharp = np.asarray(sharp, np.float32)
     drawn = _draw(params, rng)
+    lin = _scene(sharp, params, rng, drawn)
     if depth is None:
         r = float(rng.uniform(-1, 1)) * drawn["peak_radius"]
-        layers = [(sharp, np.ones(sharp.shape[:2], np.float32), float(_quantise(r, params.radius_step)))]
+        layers = [(lin, np.ones(sharp.shape[:2], np.float32), float(_quantise(r, params.radius_step)))]
         drawn.update(radius=r)
     else:
         w = _inverse_depth(np.asarray(depth, np.float64), params.depth_kind)
@@ -259,12 +420,13 @@ def synthesize_pair(
         r, K = signed_radius(w, w_f, drawn["peak_radius"])
         q = _quantise(r, params.radius_step)
         levels = np.unique(q)[::-1]  # far (large positive r) first
-        layers = [(sharp, (q == lv).astype(np.float32), float(lv)) for lv in levels]
+        layers = [(lin, (q == lv).astype(np.float32), float(lv)) for lv in levels]
         drawn.update(w_focus=float(w_f), K=K, levels=int(len(levels)))
-    left, right = render_layers(layers)
+    left, right = _render(layers, _optics(params, rng, (sharp.shape[1], sharp.shape[0]), drawn))
+    result = _develop(lin, left, right, params, rng, drawn)
     if info is not None:
         info.update(drawn)
-    return sensor(left, right, drawn["noise"], drawn["vignetting"], rng)
+    return result
 
 
 def _inverse_depth(d: np.ndarray, kind: str) -> np.ndarray:
@@ -308,10 +470,13 @@ def synthesize_layered(
 
     Each plane is fronto-parallel at a random depth (background farthest, metres
     in [1.7, 10], foreground in front of it up to 0.5 m); the focus is one of the
-    planes half the time (real photos usually have a subject in focus).
+    planes half the time (real photos usually have a subject in focus). Shapes
+    occlude what lies behind them, so depth edges carry the real dual-pixel
+    occlusion effects.
 
     Returns ``(sharp, left, right, combined)``: the all-in-focus composite
-    (ground truth) and the three simulated images, :math:`(H, W, 3)` float32.
+    (ground truth, same exposure and tone as the views) and the three simulated
+    images, :math:`(H, W, 3)` float32.
     """
     params = (params or SynthParams()).check()
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -328,16 +493,40 @@ def synthesize_layered(
         w_f = float(rng.uniform(0.1, 2.0))
     radii, K = signed_radius(w_all, w_f, drawn["peak_radius"])
     radii = _quantise(radii, params.radius_step)
-    layers = [(np.asarray(background, np.float32), np.ones((H, W), np.float32), float(radii[0]))]
-    sharp = layers[0][0].copy()
-    for tex, r in zip(textures, radii[1:]):
+    sharp = np.asarray(background, np.float32).copy()
+    masks = []
+    for tex in textures:
         m = _shape_mask(H, W, rng)
-        layers.append((np.asarray(tex, np.float32), m, float(r)))
-        sharp = sharp * (1 - m[..., None]) + tex * m[..., None]
-    left, right = render_layers(layers)
+        masks.append(m)
+        sharp = sharp * (1 - m[..., None]) + np.asarray(tex, np.float32) * m[..., None]
+    # one exposure / colour draw for the whole scene (from the composite), applied to every layer
+    scene_drawn: dict = {}
+    _scene(sharp, params, rng, scene_drawn)
+    lin_bg = _relight(np.asarray(background, np.float32), params, scene_drawn)
+    lin_texs = [_relight(np.asarray(t, np.float32), params, scene_drawn) for t in textures]
+    layers = [(lin_bg, np.ones((H, W), np.float32), float(radii[0]))]
+    layers += [(lt, m, float(r)) for lt, m, r in zip(lin_texs, masks, radii[1:])]
+    lin_sharp = lin_bg.copy()
+    for lt, m in zip(lin_texs, masks):
+        lin_sharp = lin_sharp * (1 - m[..., None]) + lt * m[..., None]
+    drawn.update(scene_drawn)
+    left, right = _render(layers, _optics(params, rng, (W, H), drawn))
+    result = _develop(lin_sharp, left, right, params, rng, drawn)
     if info is not None:
         info.update(drawn, w_focus=w_f, K=K, depths_m=[round(float(1 / w), 4) for w in w_all], radii=[float(r) for r in radii])
-    return (np.clip(sharp, 0, 1).astype(np.float32), *sensor(left, right, drawn["noise"], drawn["vignetting"], rng))
+    return result
+
+
+def _relight(img: np.ndarray, params: SynthParams, drawn: dict) -> np.ndarray:
+    """Another source of the same scene through the transform :func:`_scene` drew."""
+    from dpdeblur.io.dualpixel import srgb_decode
+
+    lin = srgb_decode(img) if params.linear else img
+    if drawn.get("gray"):
+        lin = np.repeat(lin.mean(axis=2, keepdims=True), 3, axis=2)
+    elif "white_balance" in drawn:
+        lin = lin * np.asarray(drawn["white_balance"], np.float32)
+    return np.ascontiguousarray(lin * np.float32(drawn.get("exposure_gain", 1.0)), dtype=np.float32)
 
 
 # ----------------------------------------------------------------------------- files
@@ -401,6 +590,17 @@ def parse_size(text: str) -> tuple[int, int]:
     if not (16 <= w <= 8192 and 16 <= h <= 8192):
         raise UsageError(f"--size {text}: each side must be 16 to 8192 pixels")
     return w, h
+
+
+def parse_range(text: str | None, option: str) -> tuple[float, float] | None:
+    """``'0.2,1.0'`` -> (0.2, 1.0); ``'none'`` / None -> None."""
+    if text is None or text.strip().lower() == "none":
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: write LO,HI, e.g. 0.2,1.0, or none") from None
+    return lo, hi
 
 
 def parse_split(text: str | None, count: int) -> dict[str, int]:
@@ -516,7 +716,7 @@ def make_dataset(
 
             dmap = cv2.resize(dmap, (iw, ih), interpolation=cv2.INTER_NEAREST)
             sharp, dmap = src.random_crop(img, size, rng, extra=dmap)
-            left, right, comb = synthesize_pair(sharp, dmap, params, rng, info=rec)
+            sharp, left, right, comb = synthesize_pair(sharp, dmap, params, rng, info=rec)
             rec.update(source=bg_src.name, depth=str(dpath))
         else:
             bg_src = pool[k % len(pool)] if user else pool[int(rng.integers(len(pool)))]

@@ -30,7 +30,9 @@ SAMPLES = {
     "glyphs": ("procedural:glyphs", ["procedural:dead_leaves", "procedural:stripes"]),
 }
 SIZE = (256, 192)
-PARAMS = SynthParams(max_radius=8.0, noise=0.0, vignetting=0.08)  # noise-free: noisy 16-bit PNGs do not compress
+#: the realistic simulator (parametric dual-pixel PSFs, blur in linear light, sRGB views) without
+#: noise, exposure changes, colour casts or 8-bit steps: noisy 16-bit PNGs do not compress
+PARAMS = SynthParams(max_radius=16.0, noise=0.0, vignetting=0.08, tone="srgb", exposure=None, white_balance=0.0, gray=0.0, bits8=0.0)
 SHARP_BITS = 8  # the sharp sources are 8-bit photographs; keeps assets/ small
 
 
@@ -76,13 +78,14 @@ def make_samples(out_dir: str | Path) -> list[Path]:
         "# Sample dual-pixel images (synthetic)",
         "",
         f"Made by `python -m dpdeblur.data.synth_samples assets/samples` (seed stream {SAMPLES_SEED},",
-        f"{SIZE[0]}x{SIZE[1]}, max radius {PARAMS.max_radius} px, noise {PARAMS.noise}, vignetting {PARAMS.vignetting};",
+        f"{SIZE[0]}x{SIZE[1]}, {PARAMS.psf} PSFs in linear light, max radius {PARAMS.max_radius} px, noise {PARAMS.noise},",
+        f"vignetting {PARAMS.vignetting}, sRGB-encoded;",
         f"sharp references at {SHARP_BITS} bits, as their source photographs).",
         "Layered random planes rendered by `dpdeblur.data.synth` from images held out of the default",
         "`dpdeblur synth` training split, so models trained on synthetic data have not seen them.",
         "",
         "- `<id>_L.png`, `<id>_R.png`: left and right dual-pixel views, 16-bit PNG, written x2 like DPDD",
-        "  (each photodiode holds half the light), so `combined/<id>.png = (L + R) / 2`.",
+        "  (each photodiode holds half the light), so `combined/<id>.png = (L + R) / 2` in linear light.",
         "- `combined/<id>.png`: the combined (ordinary) defocused image, for single-image models",
         "  (in its own folder so that `dpdeblur deblur assets/samples` sees only view pairs).",
         "- `sharp/<id>.png`: the all-in-focus ground truth, to compare against.",

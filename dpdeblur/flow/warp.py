@@ -1,4 +1,4 @@
-"""Flow warping and JDRL's calibration mask (papers/jdrl.txt, Eq. 3-4).
+"""Flow warping and JDRL's calibration mask (arXiv:2211.14502, Eq. 3-4).
 
 Flow convention (everywhere in dpdeblur): a flow :math:`\\Phi` of shape
 :math:`(B, 2, H, W)` (x then y displacement, pixels) lives on the grid of a

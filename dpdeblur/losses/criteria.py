@@ -70,7 +70,14 @@ register_criterion("fcn", _fcn_ratio_loss)
 
 
 def build_criterion(
-    name: str | None, card, *, jdrl: bool = False, jdrl_warmup: int = 15, **kw: Any
+    name: str | None,
+    card,
+    *,
+    jdrl: bool = False,
+    jdrl_warmup: int = 15,
+    jdrl_warmup_mode: str = "paper",
+    jdrl_mask_norm: str = "all",
+    **kw: Any,
 ) -> nn.Module:
     """Build the training criterion for a model.
 
@@ -83,6 +90,10 @@ def build_criterion(
             the reblurring loss); FCN's ratios then weigh the per-stage JDRL terms.
         jdrl_warmup: epochs during which JDRL takes its flow between ground truth and
             the blurry input (``batch["flow_init"]`` from ``dpdeblur align`` when present).
+        jdrl_warmup_mode: ``"paper"`` (the whole loss during warm-up) or ``"code"`` (the
+            authors' script: unmasked Charbonnier against the flow-warped ground truth only).
+        jdrl_mask_norm: masked Charbonnier averaged over ``"all"`` pixels (masked ones
+            contribute eps; Eq. 5 and the authors' code) or over the ``"kept"`` ones.
         **kw: passed to the factory (e.g. ``eps``).
     """
     name = (name or DEFAULT_CRITERION.get(card.family, "charbonnier")).lower()
@@ -92,5 +103,5 @@ def build_criterion(
     if jdrl:
         from dpdeblur.losses.jdrl import JDRLLoss
 
-        crit = JDRLLoss(base=crit, warmup_epochs=jdrl_warmup)
+        crit = JDRLLoss(base=crit, warmup_epochs=jdrl_warmup, warmup_mode=jdrl_warmup_mode, mask_norm=jdrl_mask_norm)
     return crit

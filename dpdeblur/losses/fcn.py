@@ -1,4 +1,5 @@
-"""FCN's multi-stage loss with trainable ratios (papers/fcn.txt, Eq. 1)::
+"""FCN's multi-stage loss with trainable ratios ("A feature catcher with excellent deblurring
+effects", ICBDT 2022, Eq. 1)::
 
     L = sum_s r_s * Charbonnier(P_s, G)
 

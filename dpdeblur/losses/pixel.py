@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["charbonnier", "CharbonnierLoss", "get_pixel_loss"]
+__all__ = ["charbonnier", "CharbonnierLoss", "get_pixel_loss", "MASK_NORMS"]
+
+
+MASK_NORMS = ("all", "kept")
 
 
 def charbonnier(
@@ -13,19 +16,27 @@ def charbonnier(
     target: torch.Tensor,
     eps: float = 1e-3,
     mask: torch.Tensor | None = None,
+    norm: str = "kept",
 ) -> torch.Tensor:
     """Mean of ``sqrt((pred - target)^2 + eps^2)``.
 
     Args:
         pred, target: :math:`(B, C, H, W)`.
         eps: Charbonnier epsilon.
-        mask: optional weights broadcastable to ``pred`` (e.g. :math:`(B, 1, H, W)`);
-            the mean is then taken over the masked elements only.
+        mask: optional weights broadcastable to ``pred`` (e.g. :math:`(B, 1, H, W)`).
+        norm: with a mask, ``"kept"`` averages over the kept (weighted) elements only;
+            ``"all"`` is the Charbonnier of the masked difference, ``sqrt((m (pred - target))^2
+            + eps^2)`` averaged over every element, so a masked-out element contributes eps
+            (JDRL's Eq. 5 read literally, and its authors' code).
     """
-    d = torch.sqrt((pred - target).square() + eps * eps)
     if mask is None:
-        return d.mean()
-    m = mask.expand_as(d).to(d.dtype)
+        return torch.sqrt((pred - target).square() + eps * eps).mean()
+    m = mask.expand_as(pred).to(pred.dtype)
+    if norm == "all":
+        return torch.sqrt((m * (pred - target)).square() + eps * eps).mean()
+    if norm != "kept":
+        raise ValueError(f"mask norm must be one of {MASK_NORMS}, got {norm!r}")
+    d = torch.sqrt((pred - target).square() + eps * eps)
     return (d * m).sum() / m.sum().clamp_min(1.0)
 
 

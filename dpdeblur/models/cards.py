@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from dpdeblur.models.registry import ModelCard, register_model
 
-DMTNET_PAPER = "Zhang & Wang, DMTNet: Dynamic Multi-scale Network for Dual-pixel Images Defocus Deblurring with Transformer (arXiv 2022)"
+DMTNET_PAPER = "Zhang & Wang, DMTNet: Dynamic Multi-scale Network for Dual-pixel Images Defocus Deblurring with Transformer (arXiv:2209.06040)"
 
 _DMTNET_NOTES = (
     "Views concatenated right then left (the paper's F_C = CONCAT(I_R, I_L)). "
-    "Window 7, 3 heads; a transformer block = window + shifted-window Swin layer pair; "
-    "RBM/RGM are parameter-free skips; output adds the mean of the two views (image residual). "
+    "Window 7, 3 heads; a transformer block = window + shifted-window Swin layer pair "
+    "(T: 1.17M, 4.5% under Table 1's 1.23M, kept: the bundled weights fix T's structure). "
+    "Scale branches at 1, 1/2, 1/4 (PixelUnshuffle + 1x1 conv down, 1x1 conv + PixelShuffle up): "
+    "their RGMs cost 433.5G + 108.4G + 27.1G = 569G at 1680x1120, Table 1's per-module increment. "
+    "RGM is a parameter-free skip around 5 RBM; RBM is a skip around 10 RM that ends with a conv3x3 "
+    "(RCAN's residual group) from the second DMSSRM on: Table 1 adds 11.34M / 541G for the first DMSSRM "
+    "and 11.89M / 606G for each later one; here 11.36M / 574G (plain) and 11.91M / 603G (RCAN-style). "
+    "Identical modules cannot fit both S and H within 2%. model config plain_modules=0 / =N_D makes "
+    "every module RCAN-style / plain. Output adds the mean of the two views (image residual). "
     "Paper metrics: DPDD combined, 16-bit, as published."
 )
 
@@ -22,9 +29,9 @@ _DMTNET_NOTES = (
 _DMTNET = [
     ("dmtnet-t", 0, 1174494, 147080908800, 1.23e6, 147.37e9, 25.50, 0.786, 0.039),
     ("dmtnet-s", 1, 12532353, 721495757088, 12.57e6, 688.35e9, 26.27, 0.821, 0.036),
-    ("dmtnet-b", 2, 23890212, 1295910605376, 24.46e6, 1294.41e9, 26.63, 0.834, 0.035),
-    ("dmtnet-l", 3, 35248071, 1870325453664, 36.35e6, 1900.46e9, 26.83, 0.836, 0.034),
-    ("dmtnet-h", 4, 46605930, 2444740301952, 48.24e6, 2506.51e9, 26.91, 0.841, 0.034),
+    ("dmtnet-b", 2, 24444132, 1324360397376, 24.46e6, 1294.41e9, 26.63, 0.834, 0.035),
+    ("dmtnet-l", 3, 36355911, 1927225037664, 36.35e6, 1900.46e9, 26.83, 0.836, 0.034),
+    ("dmtnet-h", 4, 48267690, 2530089677952, 48.24e6, 2506.51e9, 26.91, 0.841, 0.034),
 ]
 
 #: weights shipped in assets/weights (model card beside them): name -> (file, sha256)
@@ -65,28 +72,30 @@ register_model(
         layout="rgb",
         views=(),
         multiple_of=16,
-        params=20309036,
-        macs=10836209664000,
+        params=20307387,
+        macs=10836017740800,
         paper_params=20309000,
         paper_macs=None,
         paper_metrics={"gopro_psnr": 33.32, "gopro_ssim": 0.972, "hide_psnr": 32.04, "hide_ssim": 0.966},
         module="dpdeblur.models.fcn",
         builder="fcn",
-        config={"dim": 96, "n_pb": 2, "n_efem": 5, "n_rim": 4, "groups": 8},
+        config={"dim": 96, "n_pb": 2, "n_efem": 5, "n_rim": 4, "groups": (8, 4, 2, 1)},
         notes=(
             "Four stages on 8/4/2/1 patches (grids 2x4, 2x2, 2x1, 1x1); returns the 4 stage images, "
-            "the last is final. PB = conv3x3 + 2 SELU blocks; query-key: 8 sigmoid query maps from a "
-            "1/4-scale encoder (+ global mean) weigh 8 key groups; local catcher = 3-level U-Net "
+            "the last is final. PB = conv3x3 + 2 SELU blocks; query-key: G sigmoid query maps from a "
+            "1/4-scale encoder (+ global mean) weigh G key groups, G = 8/4/2/1 = the stage's patch count "
+            "(section 3.2; model config groups=8 for the earlier all-8 structure); local catcher = 3-level U-Net "
             "(96/192/384 ch) of 5 EFEMs per level (LayerNorm, 1x1 narrow to half, 3x3, 1x1 back); "
             "MSAM gates the previous stage's features in and emits image + features; RIM fuses stage-3 "
-            "features, stage-2 features and an encoder/decoder of the blurry input. Image residual "
+            "features (after PB, QK and the local catcher: read literally, the QK output would leave stage 3's "
+            "local catcher unused), stage-2 features and an encoder/decoder of the blurry input. Image residual "
             "outputs. Block counts chosen to match the paper's 20.309M parameters. Paper metrics: "
             "GoPro / HIDE as published (trained on GoPro only)."
         ),
     )
 )
 
-JDRL_PAPER = "Li, Ren, Shu & Zuo, Learning Single Image Defocus Deblurring with Misaligned Training Pairs (AAAI 2023)"
+JDRL_PAPER = "Li, Ren, Shu & Zuo, Learning Single Image Defocus Deblurring with Misaligned Training Pairs (AAAI 2023, arXiv:2211.14502)"
 
 register_model(
     ModelCard(
@@ -107,7 +116,9 @@ register_model(
         notes=(
             "JDRL's baseline U-Net (supplement Table 6): 64-128-256-512-1024, two conv3x3+ReLU per level, "
             "max-pool, dropout 0.4 at the two deepest levels, nearest upsample + conv3x3+ReLU, concat skip, "
-            "conv3x3 -> 3 + sigmoid. Paper metrics on SDD with deformed GT: sdd_* = plain training (UNet), "
+            "conv3x3 -> 3 + sigmoid. model config up=code: the authors' code instead (nearest upsample + 2x2 "
+            "conv, 'same' padding, no ReLU; 31.03M parameters); their checkpoints (G_state_dict) load as is. "
+            "Paper metrics on SDD with deformed GT: sdd_* = plain training (UNet), "
             "sdd_*_jdrl = trained with JDRL (UNet*, `train --jdrl`)."
         ),
     )

@@ -1,6 +1,7 @@
 """FCN: the feature catcher network for single-image motion deblurring.
 
-Paper: "A feature catcher with excellent deblurring effects" (papers/fcn.txt).
+Paper: Zhang, Wang, Dong & Zeng, "A feature catcher with excellent deblurring
+effects" (ICBDT 2022).
 Four stages on multi-patch splits of the input (8, 4, 2, 1 patches, Fig. 2)::
 
     stage s = 0..3, patches P_s = split(I_B, grid_s)        grids (2,4) (2,2) (2,1) (1,1)
@@ -17,10 +18,13 @@ Choices where the paper is silent (also in the model card notes):
   DMPHN), 1 -> whole image; patches are processed as a batch and re-assembled
   before the MSAM, so stages exchange full-image features;
 - the query-key mechanism (Fig. 3b): high-level features = two stride-2 3x3
-  convs (SELU) plus their global mean (global context); ``groups`` query maps =
+  convs (SELU) plus their global mean (global context); G query maps =
   sigmoid(1x1 conv) in [0, 1], upsampled to full size; key maps = 1x1 conv of
-  the early features split into ``groups`` channel groups; each group is
-  weighted by its query map, projected by a 1x1 conv and added back (residual);
+  the early features split into G channel groups; each group is weighted by its
+  query map, projected by a 1x1 conv and added back (residual). G per stage is
+  "the same number of queries and key groups as the number of image chunks at
+  each stage" (section 3.2): ``groups=(8, 4, 2, 1)``; an int gives every stage
+  the same G (``groups=8`` is the structure of earlier dpdeblur releases);
 - the EFEM (Fig. 4a): LayerNorm over channels, 1x1 conv narrowing to half the
   width, SELU, a 3x3 conv at the narrow width (the only spatial context of the
   module), SELU, 1x1 conv restoring the width, residual;
@@ -31,7 +35,14 @@ Choices where the paper is silent (also in the model card notes):
   and ``F_s = F + conv3x3(F) * sigmoid(conv3x3(I_s))`` (supervised attention);
 - the RIM (Fig. 5) concatenates stage-3 features, stage-2 MSAM features, the
   blurry image's encoder output (1/4 scale, upsampled) and decoder output, fuses
-  them with a 1x1 conv, refines with EFEMs and emits the final image + I_B;
+  them with a 1x1 conv, refines with EFEMs and emits the final image + I_B.
+  Part 1 is "the features processed in this stage by PB and Query-Key
+  Mechanism": we read it as stage 3's features, i.e. after PB, QK and the local
+  catcher that follows them in every stage. The text names a stage's features
+  the same way for the MSAM ("high-level abstract information after the PB
+  module and Query-Key mechanism"), and the literal reading (the QK output)
+  would leave stage 3's local catcher (4.1M parameters) without any consumer,
+  since the RIM is the last module of stage 3;
 - Eq. 1 sums over s = 0..4 (five terms) while the text describes four stages:
   we return four images, one per stage (the RIM's image is stage 3's);
 - block counts are set so the network has 20.3M parameters (paper: 20.309M).
@@ -262,9 +273,15 @@ class FCN(PaddedModel):
 
     multiple_of = 16
 
-    def __init__(self, dim: int = 96, n_pb: int = 2, n_efem: int = 5, n_rim: int = 4, groups: int = 8) -> None:
+    def __init__(
+        self, dim: int = 96, n_pb: int = 2, n_efem: int = 5, n_rim: int = 4, groups: int | tuple[int, ...] = (8, 4, 2, 1)
+    ) -> None:
         super().__init__()
-        self.stages = nn.ModuleList([_Stage(dim, n_pb, n_efem, groups) for _ in GRIDS])
+        per_stage = tuple(groups) if isinstance(groups, (tuple, list)) else (int(groups),) * len(GRIDS)
+        if len(per_stage) != len(GRIDS) or any(g < 1 or dim % g for g in per_stage):
+            raise ValueError(f"fcn groups must be an int or {len(GRIDS)} ints dividing dim={dim}, got {groups!r}")
+        self.groups = per_stage
+        self.stages = nn.ModuleList([_Stage(dim, n_pb, n_efem, g) for g in per_stage])
         self.msam = nn.ModuleList([MSAM(dim, has_prev=s > 0) for s in range(len(GRIDS) - 1)])
         self.rim = RawInformation(dim, n_rim)
 

@@ -1,4 +1,5 @@
-"""JDRL's spatially invariant reblurring network R(O, B) (papers/jdrl.txt, Eq. 6-9, Table 7).
+"""JDRL's spatially invariant reblurring network R(O, B) ("Learning Single Image Defocus
+Deblurring with Misaligned Training Pairs", arXiv:2211.14502, Eq. 6-9, Table 7).
 
 ::
 

@@ -11,7 +11,8 @@ from dpdeblur.errors import WeightsError, few
 
 __all__ = ["check_weights_file", "sha256_file", "read_state_dict", "unwrap_state_dict", "load_weights", "save_weights"]
 
-_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net", "network")
+# G_state_dict: the JDRL authors' training checkpoints
+_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net", "network", "G_state_dict")
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -123,6 +124,9 @@ def read_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, An
 def load_weights(model, path: str | Path, sha256: str | None = None, strict: bool = True) -> None:
     """Load ``path`` into ``model``; a key or shape mismatch names the keys and the model."""
     sd = read_state_dict(path, sha256=sha256)
+    adapt = getattr(model, "adapt_state_dict", None)  # a family's published key names -> ours
+    if adapt is not None:
+        sd = adapt(sd)
     own = model.state_dict()
     name = getattr(getattr(model, "card", None), "name", type(model).__name__)
     missing = [k for k in own if k not in sd]

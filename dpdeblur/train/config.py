@@ -27,9 +27,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         optimizer="adam", betas=(0.9, 0.999), lr=2e-5, schedule="step", step_epochs=60, gamma=0.5,
         epochs=100, patch=256, patch_mode="crop", flips=True, batch_size=4,
     ),
-    "fcn": dict(  # FCN paper
+    "fcn": dict(  # FCN paper, section 4.2: training images resized to 256x256 (--patch-mode crop: random crops)
         optimizer="adam", betas=(0.9, 0.999), lr=2e-4, schedule="step", step_epochs=200, gamma=0.5,
-        epochs=600, patch=256, patch_mode="crop", flips=True, batch_size=8,
+        epochs=600, patch=256, patch_mode="resize", flips=True, batch_size=8,
     ),
 }
 RECIPE_FOR_FAMILY = {"dmtnet": "dmtnet", "fcn": "fcn", "unet": "jdrl"}
@@ -55,6 +55,8 @@ class TrainConfig:
     recipe: str = "paper"
     jdrl: bool = False
     jdrl_warmup: int = 15  # epochs with flow between GT and blurry input
+    jdrl_warmup_mode: str = "paper"  # paper (whole loss) | code (authors' script: O vs warped GT only)
+    jdrl_mask_norm: str = "all"  # all (masked pixels contribute eps, reference) | kept
     flow_cache: str | None = None  # `dpdeblur align --out` folder: flow/<id>.npy for the JDRL warm-up
     loss: str | None = None  # None: the family's default criterion
     # optimisation
@@ -69,7 +71,7 @@ class TrainConfig:
     epochs: int = 1000
     batch_size: int = 4
     patch: int = 512
-    patch_mode: str = "slide"  # slide | crop
+    patch_mode: str = "slide"  # slide | crop | resize
     overlap: float = 0.6
     flips: bool = True
     drop_flat: float = 0.0
@@ -203,8 +205,6 @@ def _check(cfg: TrainConfig) -> None:
         raise UsageError(f"--lr {cfg.lr}: the learning rate must be > 0, e.g. 1e-4")
     if cfg.lr_min < 0 or cfg.weight_decay < 0 or cfg.clip < 0 or not cfg.gamma > 0:
         raise UsageError("lr_min, weight_decay and --clip must be >= 0 and gamma > 0")
-    if cfg.patch_mode not in ("slide", "crop"):
-        raise UsageError(f"--patch-mode {cfg.patch_mode!r}: choose slide or crop")
     if not isinstance(cfg.model_config, dict):
         raise UsageError(f"model_config {cfg.model_config!r}: expected a table of KEY = VALUE")
     if cfg.loss is not None:
@@ -218,7 +218,10 @@ def _check(cfg: TrainConfig) -> None:
         resolve_device(str(cfg.device))  # the rules of deblur's --device
     if cfg.out is not None and Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise UsageError(f"--out {cfg.out}: is a file, not a run folder; choose a folder path")
+    from dpdeblur.data.patches import PATCH_MODES
 
+    if cfg.patch_mode not in PATCH_MODES:
+        raise UsageError(f"unknown --patch-mode {cfg.patch_mode!r}; choose {', '.join(PATCH_MODES)}")
     if cfg.schedule not in ("cosine", "step", "constant"):
         raise UsageError(f"unknown schedule {cfg.schedule!r}; choose cosine, step or constant")
     if cfg.ssim not in SSIM_WINDOWS:
@@ -232,5 +235,12 @@ def _check(cfg: TrainConfig) -> None:
         raise UsageError("--overlap must be in [0, 1)")
     if not 0 <= cfg.drop_flat < 1:
         raise UsageError("--drop-flat must be in [0, 1)")
+    from dpdeblur.losses.jdrl import WARMUP_MODES
+    from dpdeblur.losses.pixel import MASK_NORMS
+
+    if cfg.jdrl_warmup_mode not in WARMUP_MODES:
+        raise UsageError(f"unknown --jdrl-warmup-mode {cfg.jdrl_warmup_mode!r}; choose {' or '.join(WARMUP_MODES)}")
+    if cfg.jdrl_mask_norm not in MASK_NORMS:
+        raise UsageError(f"unknown --jdrl-mask-norm {cfg.jdrl_mask_norm!r}; choose {' or '.join(MASK_NORMS)}")
     if not 0 <= cfg.ema < 1:
         raise UsageError("--ema must be a decay in [0, 1), e.g. 0.999")

@@ -323,7 +323,8 @@ def _fit(cfg: TrainConfig, resume: bool) -> RunResult:
     end = min(total, cfg.max_steps) if cfg.max_steps else total
 
     model = create_model(cfg.model, weights=cfg.weights, **cfg.model_config).to(device)
-    criterion = build_criterion(cfg.loss, card, jdrl=cfg.jdrl, jdrl_warmup=cfg.jdrl_warmup).to(device)
+    criterion = build_criterion(cfg.loss, card, jdrl=cfg.jdrl, jdrl_warmup=cfg.jdrl_warmup,
+                                jdrl_warmup_mode=cfg.jdrl_warmup_mode, jdrl_mask_norm=cfg.jdrl_mask_norm).to(device)
     params = [p for p in list(model.parameters()) + list(criterion.parameters()) if p.requires_grad]
     opt_cls = torch.optim.AdamW if cfg.optimizer.lower() == "adamw" else torch.optim.Adam
     opt = opt_cls(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)

@@ -1,0 +1,179 @@
+"""Real dual-pixel captures of a Google Pixel 4 in Xin et al.'s layout, and their scoring protocol.
+
+Data: Xin, Wadhwa, Xue, Barron, Srinivasan, Chen, Garg, Levin, Defocus Map Estimation and
+Deblurring from a Single Dual-Pixel Image (ICCV 2021, arXiv:2110.05655). Layout of a root::
+
+    <id>_left.png, <id>_right.png          one-channel 16-bit views (2016x1512, 14-bit
+                                           linear, black level 1024)
+    gt_all_in_focus/<id>_gt.png            all-in-focus reference of the CENTRAL crop
+                                           (1344x1008), focus-stacked, another intensity scale
+    calibration/white_sheet_{left,right}.png   white sheet seen by both views (vignetting)
+    calibration/blur_kernels_{left,right}.npy  measured PSFs (used by ``synth --psf-bank``)
+
+Protocol (:func:`load_scene` then :func:`score_scene`):
+
+1. views: ``(raw - black) / (white - black)`` (linear, [0, 1]);
+2. complementary vignetting: the right view is multiplied by ``box(W_L) / box(W_R)``,
+   the ratio of the black-subtracted white sheets smoothed with a 101x101 box (Xin et al.);
+3. the central crop of the reference's size (1344x1008 of 2016x1512);
+4. the model sees the views as the Pixel reader delivers them (sRGB transfer, one channel
+   repeated on R, G, B); the combined input is the mean of the two views;
+5. scoring: the output is decoded to linear light and reduced to one channel; the
+   reference is scaled by the least-squares gain ``g = <out, gt> / <gt, gt>`` (exposure
+   differs), and both are sRGB-encoded before PSNR / SSIM / MAE. The deformed-GT numbers
+   warp the gain-fitted reference onto the output with optical flow first (the
+   focus-stacked reference is misaligned by 1-2 px), as JDRL does for SDD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dpdeblur.errors import DataError
+
+__all__ = ["PIXEL4_BLACK", "PIXEL4_WHITE", "Pixel4Scene", "scene_ids", "load_scene", "vignetting_gain",
+           "gain_fit", "to_linear_gray", "model_views", "deform_reference", "score", "PROTOCOL", "DEFORM_NOTE"]
+
+PIXEL4_BLACK, PIXEL4_WHITE = 1024.0, 16383.0
+VIGNETTING_BOX = 101
+GT_DIR, CALIB_DIR = "gt_all_in_focus", "calibration"
+#: flow is matched on both images smoothed by this Gaussian (pixels), then the field is smoothed
+#: by FLOW_SIGMA: the focus stack's misalignment is a smooth 1-2 px deformation, and matching a
+#: sharp reference to a still-blurry output pixel by pixel would "explain" blur by flow.
+MATCH_SIGMA, FLOW_SIGMA = 2.0, 8.0
+PROTOCOL = ("pixel4 protocol: black 1024, white-sheet vignetting gain on the right view, central crop, one channel; "
+            "reference scaled by a least-squares gain in linear light, scores on sRGB-encoded images")
+DEFORM_NOTE = (f"reference warped onto each output by DIS optical flow (both smoothed, sigma {MATCH_SIGMA:g} px; "
+               f"flow smoothed, sigma {FLOW_SIGMA:g} px)")
+
+
+@dataclass
+class Pixel4Scene:
+    """One scene, cropped to the reference: every array :math:`(H, W)` float32, linear."""
+
+    id: str
+    left: np.ndarray
+    right: np.ndarray
+    gt: np.ndarray  # reference in its own scale, [0, 1] of 16 bits
+
+    @property
+    def combined(self) -> np.ndarray:
+        return 0.5 * (self.left + self.right)
+
+
+def _read16(path: Path) -> np.ndarray:
+    from dpdeblur.io.dualpixel import read_sensor_image
+
+    a = read_sensor_image(path)
+    if a.ndim != 2:
+        raise DataError(f"{path}: {a.shape[2]} channels; the Pixel 4 layout stores one-channel 16-bit images")
+    return a.astype(np.float32)
+
+
+def scene_ids(root: str | Path) -> list[str]:
+    """Ids of the scenes that have both views and a reference (sorted)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: folder not found; point --data-root at a Pixel 4 root (<id>_left.png, gt_all_in_focus/)")
+    ids = sorted(p.name[: -len("_left.png")] for p in root.glob("*_left.png"))
+    ok = [i for i in ids if (root / f"{i}_right.png").is_file() and (root / GT_DIR / f"{i}_gt.png").is_file()]
+    if not ok:
+        raise DataError(f"{root}: no scene with <id>_left.png, <id>_right.png and {GT_DIR}/<id>_gt.png")
+    return ok
+
+
+def vignetting_gain(root: str | Path, black: float = PIXEL4_BLACK) -> np.ndarray | None:
+    """``box(W_L) / box(W_R)`` from ``calibration/white_sheet_*.png`` (None when absent)."""
+    import cv2
+
+    cal = Path(root) / CALIB_DIR
+    wl, wr = cal / "white_sheet_left.png", cal / "white_sheet_right.png"
+    if not (wl.is_file() and wr.is_file()):
+        return None
+    a, b = (np.clip(_read16(p) - black, 1.0, None) for p in (wl, wr))
+    k = (VIGNETTING_BOX, VIGNETTING_BOX)
+    return (cv2.blur(a, k, borderType=cv2.BORDER_REFLECT) / cv2.blur(b, k, borderType=cv2.BORDER_REFLECT)).astype(np.float32)
+
+
+def _centre(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    H, W = a.shape[:2]
+    if H < h or W < w:
+        raise DataError(f"views {W}x{H} are smaller than the reference {w}x{h}")
+    t, l = (H - h) // 2, (W - w) // 2
+    return a[t : t + h, l : l + w]
+
+
+def load_scene(root: str | Path, scene: str, gain: np.ndarray | None = None,
+               black: float = PIXEL4_BLACK, white: float = PIXEL4_WHITE) -> Pixel4Scene:
+    """Steps 1-3 of the protocol for one scene (``gain`` from :func:`vignetting_gain`)."""
+    root = Path(root)
+    left, right = (np.clip((_read16(root / f"{scene}_{v}.png") - black) / (white - black), 0, 1) for v in ("left", "right"))
+    if left.shape != right.shape:
+        raise DataError(f"{root / scene}_left.png: views differ in size {left.shape} vs {right.shape}")
+    if gain is not None:
+        if gain.shape != right.shape:
+            raise DataError(f"{root / CALIB_DIR}: white sheets {gain.shape[::-1]} differ from the views {right.shape[::-1]}")
+        right = right * gain
+    gt = _read16(root / GT_DIR / f"{scene}_gt.png") / 65535.0
+    h, w = gt.shape
+    return Pixel4Scene(scene, _centre(left, h, w).copy(), _centre(right, h, w).copy(), gt)
+
+
+def to_linear_gray(img: np.ndarray) -> np.ndarray:
+    """A model output (sRGB-encoded :math:`(H, W, 3)` or :math:`(H, W)`) -> linear one channel."""
+    from dpdeblur.io.dualpixel import srgb_decode
+
+    a = srgb_decode(img)
+    return a.mean(axis=2) if a.ndim == 3 else a
+
+
+def gain_fit(gt: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``g * gt`` with the least-squares gain ``g = <out, gt> / <gt, gt>`` (linear arrays)."""
+    g = float(np.sum(out.astype(np.float64) * gt) / max(float(np.sum(gt.astype(np.float64) ** 2)), 1e-12))
+    return (g * gt).astype(np.float32)
+
+
+def model_views(scene: Pixel4Scene, order: tuple[str, ...] = ("left", "right")) -> dict[str, np.ndarray]:
+    """The views as the model sees them: sRGB-encoded linear values, one channel on R, G, B."""
+    from dpdeblur.io.dualpixel import srgb_encode
+
+    return {v: np.repeat(srgb_encode(getattr(scene, v))[..., None], 3, axis=2) for v in (order or ("left", "right"))}
+
+
+def _smooth(a: np.ndarray, sigma: float) -> np.ndarray:
+    import cv2
+
+    return cv2.GaussianBlur(a, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+
+
+def deform_reference(out: np.ndarray, ref: np.ndarray, estimator=None) -> np.ndarray:
+    """``ref`` warped onto ``out`` (both :math:`(H, W)` in [0, 1], encoded) with a smooth flow."""
+    import torch
+
+    from dpdeblur.flow import DISFlow
+    from dpdeblur.flow.warp import warp
+
+    est = estimator or DISFlow("medium")
+    f = est.estimate_np(_smooth(out, MATCH_SIGMA), _smooth(ref, MATCH_SIGMA))
+    f = np.stack([_smooth(np.ascontiguousarray(f[..., k]), FLOW_SIGMA) for k in (0, 1)])
+    t = torch.from_numpy(np.ascontiguousarray(ref, np.float32))[None, None]
+    return warp(t, torch.from_numpy(f)[None]).clamp(0, 1)[0, 0].numpy()
+
+
+def score(out_linear: np.ndarray, gt: np.ndarray, ssim_window: str = "wang", deformed: bool = True) -> dict[str, float]:
+    """Protocol step 5: PSNR / SSIM / MAE of a linear one-channel result against the reference
+    (gain-fitted, sRGB-encoded), plus ``*_deformed`` against the reference warped onto it."""
+    from dpdeblur.bench.quality import score_image
+    from dpdeblur.io.dualpixel import srgb_encode
+
+    o = srgb_encode(out_linear)
+    g = srgb_encode(gain_fit(gt, out_linear))
+    rgb = lambda a: np.repeat(a[..., None], 3, axis=2)  # noqa: E731
+    row = score_image(rgb(o), rgb(g), ssim_window)
+    if deformed:
+        gd = deform_reference(o, g)
+        row.update({f"{k}_deformed": v for k, v in score_image(rgb(o), rgb(gd), ssim_window).items()})
+    return row
