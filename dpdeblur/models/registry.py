@@ -186,10 +186,10 @@ def create_model(
     valid = builder_options(card.name)
     unknown = sorted(k for k in overrides if valid and k not in valid)
     if unknown:
-        from dpdeblur.errors import UsageError
+        from dpdeblur.errors import ModelConfigError
 
-        raise UsageError(f"--model-config {', '.join(unknown)}: not an option of {card.name}; "
-                         f"valid keys: {_describe(valid)}")
+        raise ModelConfigError(f"--model-config {', '.join(unknown)}: not an option of {card.name}; "
+                               f"valid keys: {_describe(valid)}")
     try:
         if device is not None:
             with torch.device(device):
@@ -199,12 +199,12 @@ def create_model(
     except Exception as e:  # noqa: BLE001 - a builder refusing a value is the user's configuration
         if not overrides:
             raise
-        from dpdeblur.errors import UsageError
+        from dpdeblur.errors import ModelConfigError
 
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         given = ",".join(f"{k}={v!r}" for k, v in overrides.items())
-        raise UsageError(f"--model-config {given}: {card.name} cannot be built ({msg}); "
-                         f"valid keys (defaults): {_describe(valid)}") from None
+        raise ModelConfigError(f"--model-config {given}: {card.name} cannot be built ({msg}); "
+                               f"valid keys (defaults): {_describe(valid)}") from None
     model.card = card
     sha = None
     if weights is None and pretrained:
