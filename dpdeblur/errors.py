@@ -40,3 +40,7 @@ class UnknownModelError(UsageError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class ModelConfigError(UsageError, ValueError):
+    """A ``--model-config`` key the builder does not have or a value it refuses."""

@@ -198,7 +198,7 @@ def test_parse_split():
 
 def test_cli_errors_and_json(tmp_path):
     r = run("synth", str(tmp_path / "x"), "--images", str(tmp_path / "missing"))
-    assert r.returncode == 2 and "no such folder" in r.stderr
+    assert r.returncode == 1 and "no such folder" in r.stderr  # missing and empty: both failures (1)
     (tmp_path / "empty").mkdir()
     r = run("synth", str(tmp_path / "x"), "--images", str(tmp_path / "empty"))
     assert r.returncode == 1 and "empty" in r.stderr

@@ -204,6 +204,23 @@ def _read_sample(sample, need_views: bool) -> tuple[dict[str, np.ndarray], int]:
     return planes, sharp.bit_depth
 
 
+def check_quality_config(cfg: QualityConfig) -> None:
+    """Usage errors before any image is read; the options ``deblur`` shares by its rules."""
+    from dpdeblur.inference.pipeline import check_deblur_options
+    from dpdeblur.metrics import SSIM_WINDOWS
+
+    if cfg.ssim not in SSIM_WINDOWS:
+        raise UsageError(f"--ssim {cfg.ssim!r}: choose one of {', '.join(SSIM_WINDOWS)}")
+
+    if cfg.limit is not None and cfg.limit < 1:
+        raise UsageError(f"--limit {cfg.limit}: must be at least 1")
+    check_deblur_options(tile=cfg.tile, overlap=cfg.overlap, device=cfg.device, precision=cfg.precision)
+    if isinstance(cfg.model, str) and cfg.model != IDENTITY:
+        from dpdeblur.models.registry import check_model_config, get_card
+
+        check_model_config(get_card(cfg.model).name, cfg.model_config)
+
+
 def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] | None = None):
     """Score ``cfg.model`` (and the identity baseline) on a data set split.
 
@@ -213,10 +230,8 @@ def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
     """
     from dpdeblur.data import check_fit, find_pairs
     from dpdeblur.inference.pipeline import Deblurrer, Loaded
-    from dpdeblur.metrics import SSIM_WINDOWS
 
-    if cfg.ssim not in SSIM_WINDOWS:
-        raise UsageError(f"--ssim {cfg.ssim!r}: choose one of {', '.join(SSIM_WINDOWS)}")
+    check_quality_config(cfg)
     if cfg.dataset == "pixel4":
         return _bench_pixel4(cfg, on_image)
     images = find_pairs(cfg.dataset, cfg.data_root, cfg.split, **cfg.folders)

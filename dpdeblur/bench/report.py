@@ -41,6 +41,10 @@ def load_report(path: str | Path) -> dict[str, Any]:
         rep = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder; pass a JSON report written by `dpdeblur bench ... --json`") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the report ({e.strerror or e})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: not a JSON bench report ({e.__class__.__name__}); pass a file written by `dpdeblur bench ... --json`") from None
     if not isinstance(rep, dict) or rep.get("kind") not in KINDS or not isinstance(rep.get("rows"), list):

@@ -34,6 +34,30 @@ class SpeedConfig:
     weights: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def check(self) -> None:
+        """Usage errors before any measurement, with the rules ``deblur`` applies to the same options."""
+        from dpdeblur.errors import UsageError
+        from dpdeblur.inference.device import resolve_device, resolve_precision
+        from dpdeblur.inference.tiling import check_tiling
+        from dpdeblur.models import get_card
+        from dpdeblur.models.registry import check_model_config
+
+        if not self.models:
+            raise UsageError("--model: name at least one model (see `dpdeblur models`)")
+        for name in self.models:
+            get_card(name)
+            check_model_config(name, self.overrides.get(name))
+        for tile in self.tiles:
+            check_tiling(tile, self.overlap, "hann", self.tile_batch)
+        for h, w in self.sizes:
+            if h < 1 or w < 1:
+                raise UsageError(f"--size {w}x{h}: width and height must be at least 1, e.g. 512x512")
+        if self.warmup < 0 or self.runs < 1 or not self.max_seconds > 0:
+            raise UsageError("--warmup must be >= 0, --runs >= 1 and --max-seconds > 0")
+        for dev in self.devices:
+            for prec in self.precisions:
+                resolve_precision(prec, resolve_device(dev))
+
 
 def overlap_extra_area(model, h: int, w: int, tile: int, overlap: int) -> float:
     """Fraction of extra pixels the model processes when tiling (sum of tile areas over
@@ -55,6 +79,7 @@ def bench_speed(cfg: SpeedConfig, on_row: Callable[[dict], None] | None = None) 
     from dpdeblur.inference.tiling import TileSettings, tiled_forward
     from dpdeblur.models import create_model, get_card
 
+    cfg.check()
     rows: list[dict[str, Any]] = []
     peaks: dict[str, dict[str, float]] = {}
     meta: dict[str, Any] = {

@@ -25,9 +25,12 @@ def align_cmd(
     ground truth, the calibration mask, a float16 flow cache (JDRL warm-up) and per-pair statistics."""
     from dpdeblur.flow.align import align_pairs, paired_folders
     from dpdeblur.flow.estimators import DISFlow
+    from dpdeblur.utils.atomic import check_output_folder
 
+    check_output_folder(out, "--out")
+    estimator = DISFlow(preset)  # options before any work
     pairs = paired_folders(blur, sharp)
-    report, summary = align_pairs(pairs, out, DISFlow(preset), sharp_sigma=sharp_sigma, lam=lam,
+    report, summary = align_pairs(pairs, out, estimator, sharp_sigma=sharp_sigma, lam=lam,
                                   overwrite=overwrite, progress=not as_json)
     if as_json:
         print_json(summary)

@@ -70,15 +70,27 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings (ours and the libraries') as one ``warning:`` line on stderr."""
+    from rich.markup import escape
+
+    text = " ".join(str(message).split())
+    err_console().print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
 def guarded(fn: Callable) -> Callable:
     """Turn library errors into one-line messages and exit codes (1, 2 for usage)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        import warnings
+
         from dpdeblur.errors import DpdeblurError, UsageError
 
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning  # one line each, no source excerpt
+                return fn(*args, **kwargs)
         except UsageError as e:
             fail(str(e), 2)
         except DpdeblurError as e:

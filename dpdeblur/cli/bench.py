@@ -152,7 +152,8 @@ def quality_cmd(
     crop: int = typer.Option(256, help="Side of the --save-images crops in pixels."),
 ) -> None:
     """PSNR / SSIM / MAE per image and per subset, beside the blurry input ("identity" row)."""
-    from dpdeblur.bench.quality import QualityConfig, bench_quality, per_image_csv, quality_markdown, save_crops, table_columns
+    from dpdeblur.bench.quality import (QualityConfig, bench_quality, check_quality_config, per_image_csv, quality_markdown,
+                                        save_crops, table_columns)
     from dpdeblur.bench.report import rich_table, save_report
     from dpdeblur.errors import UsageError
     from dpdeblur.utils.atomic import atomic_write_text
@@ -166,6 +167,7 @@ def quality_cmd(
         tile=tile, overlap=overlap, device=device, precision=precision, ssim=ssim, deformed_gt=deformed_gt,
         scene_list=scene_list, lpips_weights=lpips_weights, limit=limit, crops=crop if k else 0,
     )
+    check_quality_config(cfg)  # before the progress bar starts
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     with Progress(TextColumn("[bold]quality[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),

@@ -44,30 +44,39 @@ def deblur_cmd(
     Outputs are written as {stem}{suffix}.{ext}; existing ones are skipped. Exit code 0 when
     everything succeeded, 1 when any input failed, 2 on a usage error.
     """
-    from dpdeblur.errors import UsageError
-    from dpdeblur.inference.pipeline import Deblurrer, check_output_options, collect_items, deblur_files, require_weights
+    from dpdeblur.errors import InputError, UsageError
+    from dpdeblur.inference.pipeline import (Deblurrer, check_deblur_options, collect_items, deblur_files,
+                                             plan_outputs, require_weights)
     from dpdeblur.models import parse_model_config, resolve_model
+    from dpdeblur.models.registry import check_model_config
 
     if not inputs and not (left or right):
         raise UsageError("no inputs: pass images, folders or globs, or --left L --right R")
     if model is None and weights is None:
         raise UsageError("pass --model NAME (see `dpdeblur models`) or --weights FILE written by `dpdeblur train`")
-    # --model / --model-config default to what a self-describing weights file says
-    card, overrides = resolve_model(model, weights, parse_model_config(model_config))
-    require_weights(card.name, weights)  # before any work
-    check_output_options(ext, bit_depth, quality)
+    # every option is checked before any work (the same rules as bench speed / quality)
+    check_deblur_options(ext=ext, bit_depth=bit_depth, quality=quality, suffix=suffix, tile=tile, overlap=overlap,
+                         blend=blend, tile_batch=tile_batch, device=device, precision=precision)
+    from dpdeblur.utils.atomic import check_output_folder
+
+    check_output_folder(output_dir)
     if stored_view not in ("left", "right"):
         raise UsageError(f"--stored-view must be left or right, got {stored_view!r}")
+    # --model / --model-config default to what a self-describing weights file says
+    card, overrides = resolve_model(model, weights, parse_model_config(model_config))
+    check_model_config(card.name, overrides)
+    require_weights(card.name, weights)
     raw_options: dict = {"stored_view": stored_view}
     if flat_field and flat_field[0] is not None:
         from dpdeblur.io.raw import load_flat_field
 
         raw_options["flat_field"] = load_flat_field(flat_field)
-    items = collect_items(inputs or [], card.layout == "dp", left, right, recursive)
-    if not items:
-        raise UsageError("the inputs contain no images; supported: " + ", ".join(("png", "tif", "jpg", "cr2", "cr3", "dng")))
     console = err_console()
-    warn = lambda m: console.print(f"[yellow]warning:[/] {m}", highlight=False)  # noqa: E731
+    warn = lambda m: console.print(f"[yellow]warning:[/] {m}", highlight=False, soft_wrap=True)  # noqa: E731
+    items = collect_items(inputs or [], card.layout == "dp", left, right, recursive, warn=warn)
+    if not items:
+        raise InputError("the inputs contain no images; supported: " + ", ".join(("png", "tif", "jpg", "cr2", "cr3", "dng")))
+    plan_outputs(items, output_dir, suffix=suffix, ext=ext)  # an output that is an input: refused before any work
     d = Deblurrer(
         card.name, weights, overrides, tile=tile, overlap=overlap, blend=blend, tile_batch=tile_batch,
         global_stats=not no_global_stats, device=device, precision=precision, compile=compile,

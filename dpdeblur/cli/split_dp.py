@@ -29,15 +29,13 @@ def split_dp_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the batch report as JSON on stdout."),
 ) -> None:
     """Split dual-pixel files into left, right and combined 16-bit sRGB PNGs (+ JSON sidecar)."""
-    from dpdeblur.errors import UsageError
-    from dpdeblur.io.dpsplit import dual_pixel_inputs, output_paths, split_dual_pixel
+    from dpdeblur.io.dpsplit import check_split_options, dual_pixel_inputs, split_dual_pixel
     from dpdeblur.utils.batch import run_batch
 
-    if stored_view not in ("left", "right"):
-        raise UsageError(f"--stored-view must be left or right, got {stored_view!r}")
-    if not 0.0 < scale <= 1.0:
-        raise UsageError(f"--scale must be in (0, 1], got {scale}")
-    output_paths("x.dng", outdir, layout, split, wiggle)  # validates --layout / --split / --wiggle before any work
+    from dpdeblur.utils.atomic import check_output_folder
+
+    check_split_options(layout, split, stored_view, scale, black_level, white_level, wiggle)  # before any work
+    check_output_folder(outdir)
     ff = None
     if flat_field and flat_field[0] is not None:
         from dpdeblur.io.raw import load_flat_field

@@ -50,7 +50,8 @@ def synth_cmd(
     else:
         if report.count("failed"):
             report.print_summary()
-        c = manifest["counts"]
+        # what was written (the planned counts are in manifest["counts"]; failed sets are not counted)
+        c = {s: sum(1 for r in manifest["items"] if r["split"] == s) for s in ("train", "val", "test")}
         err_console().print(
             f"wrote {manifest['ok']} image sets (train {c['train']}, val {c['val']}, test {c['test']}) "
             f"to {out} in {report.seconds:.1f}s; parameters in {out / 'synth.json'}",

@@ -52,7 +52,7 @@ def train_cmd(
     ema: Optional[float] = _O(None, "--ema", help="EMA decay of the weights, e.g. 0.999 (0 = off)."),
     clip: Optional[float] = _O(None, "--clip", help="Gradient norm clipping (0 = off)."),
     max_nonfinite: Optional[int] = _O(None, "--max-nonfinite", help="Stop after K non-finite steps in a row."),
-    amp: Optional[bool] = _O(None, "--amp/--no-amp", help="bf16 autocast on CUDA."),
+    amp: Optional[bool] = _O(None, "--amp/--no-amp", help="bf16 autocast (default: on CUDA only; --amp also on CPU)."),
     seed: Optional[int] = _O(None, "--seed"),
     device: Optional[str] = _O(None, "--device", help="auto | cpu | cuda | cuda:N."),
     gpus: int = _O(0, "--gpus", help="Launch N processes with torchrun (DistributedDataParallel)."),
@@ -96,7 +96,13 @@ def train_cmd(
         cfg = TrainConfig.from_dict({**load_run_config(out), **given})
     else:
         cfg = resolve_config(flags, config)
-    result = fit(cfg, resume=resume)
+    try:
+        result = fit(cfg, resume=resume)
+    except KeyboardInterrupt:
+        from dpdeblur.cli.app import fail
+        from dpdeblur.train.loop import last_checkpoint
+
+        fail(f"interrupted; {last_checkpoint(cfg.out)}", 130)
     import os
 
     if int(os.environ.get("RANK", 0)) != 0:

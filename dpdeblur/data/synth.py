@@ -683,11 +683,11 @@ def make_dataset(
     split = split or parse_split(None, count)
     out = Path(out)
     if images is not None and not Path(images).is_dir():
-        raise UsageError(f"--images {images}: no such folder; give a folder of sharp images")
+        raise InputError(f"--images {images}: no such folder; give a folder of sharp images")
     if depth is not None and images is None:
         raise UsageError("--depth needs --images (depth maps are matched to images by file name)")
     if depth is not None and not Path(depth).is_dir():
-        raise UsageError(f"--depth {depth}: no such folder; give a folder of depth maps named like the images")
+        raise InputError(f"--depth {depth}: no such folder; give a folder of depth maps named like the images")
     user = src.folder_sources(images) if images is not None else None
     procedural = src.procedural_sources(size)
     pools = {

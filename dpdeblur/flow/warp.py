@@ -15,7 +15,9 @@ __all__ = ["warp", "calibration_mask", "inside_mask", "invert_flow"]
 
 
 def _sample_coords(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Absolute sampling positions in float32 (``arange(512)`` in bf16 has 385 distinct values)."""
     _, _, h, w = flow.shape
+    flow = flow.to(torch.promote_types(flow.dtype, torch.float32))
     ys = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, h, 1)
     xs = torch.arange(w, device=flow.device, dtype=flow.dtype).view(1, 1, w)
     return xs + flow[:, 0], ys + flow[:, 1]
@@ -26,15 +28,18 @@ def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
     Args:
         img: :math:`(B, C, H, W)`.
-        flow: :math:`(B, 2, H, W)` in pixels (x, y), any device/dtype of ``img``.
+        flow: :math:`(B, 2, H, W)` in pixels (x, y), on ``img``'s device, any float dtype.
 
     Returns:
-        :math:`(B, C, H, W)`; differentiable with respect to ``img`` (and ``flow``).
+        :math:`(B, C, H, W)` at least float32 (the grid and the sampling run in float32 whatever the
+        inputs' dtype or an enclosing autocast); differentiable with respect to ``img`` (and ``flow``).
     """
     _, _, h, w = img.shape
-    x, y = _sample_coords(flow.to(img.dtype))
-    grid = torch.stack([2 * x / max(w - 1, 1) - 1, 2 * y / max(h - 1, 1) - 1], dim=-1)
-    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    dt = torch.promote_types(torch.promote_types(img.dtype, flow.dtype), torch.float32)
+    with torch.autocast(img.device.type, enabled=False):
+        x, y = _sample_coords(flow.to(dt))
+        grid = torch.stack([2 * x / max(w - 1, 1) - 1, 2 * y / max(h - 1, 1) - 1], dim=-1)
+        return F.grid_sample(img.to(dt), grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def inside_mask(flow: torch.Tensor) -> torch.Tensor:

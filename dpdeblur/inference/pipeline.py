@@ -35,6 +35,8 @@ __all__ = [
     "Deblurrer",
     "output_path",
     "check_output_options",
+    "check_deblur_options",
+    "plan_outputs",
     "deblur_files",
     "deblur",
 ]
@@ -78,12 +80,15 @@ class Loaded:
 # ----------------------------------------------------------------------------- inputs
 
 
-def _dpdd_splits(folder: Path) -> list[Path]:
-    """``<root>/<split>_l`` folders of a DPDD-layout root that have ``source`` and an ``_r`` twin."""
-    return sorted(
-        d for d in folder.glob("*_l")
-        if (d / "source").is_dir() and (folder / (d.name[:-2] + "_r") / "source").is_dir()
-    )
+def _dpdd_splits(folder: Path) -> list[str]:
+    """Split names (``test``...) of a DPDD-layout root: any ``<split>_{l,r,c}/source`` folder."""
+    return sorted({d.name[:-2] for d in folder.glob("*_[lrc]") if (d / "source").is_dir()})
+
+
+def _view_id(stem: str) -> str:
+    """``IMG_1_L`` -> ``IMG_1`` (a view's id); other stems unchanged."""
+    m = _VIEW.match(stem)
+    return m["id"] if m else stem
 
 
 def _pair_files(files: Sequence[Path], dual_pixel: bool) -> list[InputItem]:
@@ -124,45 +129,83 @@ def collect_items(
     left: str | Path | None = None,
     right: str | Path | None = None,
     recursive: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> list[InputItem]:
-    """Command-line inputs -> items (see the module docstring). Missing paths raise :class:`InputError`."""
+    """Command-line inputs -> items (see the module docstring). Missing paths raise :class:`InputError`.
+
+    ``--left/--right`` take two files (one pair) or two folders (views paired by id, ``<id>_L`` with
+    ``<id>_R`` or equal names); an id with one view only, like an incomplete DPDD root, becomes a
+    failed item, so every input is either processed or listed. ``warn`` is told about suspicious
+    inputs (the same file as both views).
+    """
     from dpdeblur.utils.batch import expand_inputs
 
     items: list[InputItem] = []
+    exts = IMAGE_EXTS + RAW_EXTS
     if left or right:
         if not (left and right):
             raise UsageError("--left and --right go together; pass both views")
         if not dual_pixel:
             raise UsageError("--left/--right are for dual-pixel models; this model takes one image per input")
         lp, rp = Path(left), Path(right)
-        items.append(InputItem(f"{lp.name}+{rp.name}", re.sub(r"_[Ll]$", "", lp.stem), "pair", (lp, rp)))
-    exts = IMAGE_EXTS + RAW_EXTS
+        for p, opt in ((lp, "--left"), (rp, "--right")):
+            if not p.exists():
+                raise InputError(f"{p}: no such file or folder (given to {opt})")
+        if lp.is_dir() != rp.is_dir():
+            raise UsageError(f"--left {lp} and --right {rp}: pass two files (one pair) or two folders of views")
+        if lp.resolve() == rp.resolve():
+            (warn or _warn)(f"--left and --right are the same {'folder' if lp.is_dir() else 'file'} {lp}: "
+                            "both views are identical, so the model sees no dual-pixel disparity")
+        if lp.is_dir():
+            items += _match_views(expand_inputs([lp], exts=IMAGE_EXTS, recursive=recursive),
+                                  expand_inputs([rp], exts=IMAGE_EXTS, recursive=recursive), lp, rp)
+            if not items:
+                raise InputError(f"{lp} and {rp}: no images in the view folders; supported: {', '.join(IMAGE_EXTS)}")
+        else:
+            items.append(InputItem(f"{lp.name}+{rp.name}", _view_id(lp.stem), "pair", (lp, rp)))
     files: list[Path] = []
     for inp in inputs:
         p = Path(inp)
         splits = _dpdd_splits(p) if p.is_dir() else []
         if not splits:
             files += expand_inputs([inp], exts=exts, recursive=recursive)
-        for d in splits:  # DPDD root: views from <split>_l/_r, or combined images from <split>_c
-            twin = p / (d.name[:-2] + "_r") / "source"
+        for split in splits:  # DPDD root: views from <split>_l/_r, or combined images from <split>_c
+            folder = {v: p / f"{split}_{v}" / "source" for v in "lrc"}
+            listed = {v: expand_inputs([d], exts=exts) if d.is_dir() else [] for v, d in folder.items()}
             if dual_pixel:
-                items += _dpdd_pairs(expand_inputs([d / "source"], exts=exts), twin)
-            elif (p / (d.name[:-2] + "_c") / "source").is_dir():
-                files += expand_inputs([p / (d.name[:-2] + "_c") / "source"], exts=exts)
+                items += _match_views(listed["l"], listed["r"], folder["l"], folder["r"], name=f"{split}/{{}}")
+            elif folder["c"].is_dir():
+                files += listed["c"]
+            else:
+                first = {_view_id(f.stem): f for f in reversed(listed["l"] + listed["r"])}
+                items += [InputItem(f"{split}/{i}", i, "image", (f,), error=(
+                    f"{p}: no {split}_c/source folder with the combined image {i}.*; a single-image model "
+                    "needs the combined images (or give a dual-pixel model the views)")) for i, f in sorted(first.items())]
     return items + _pair_files(files, dual_pixel)
 
 
-def _dpdd_pairs(lefts: Sequence[Path], right_dir: Path) -> list[InputItem]:
-    """DPDD keeps ``<id>_L`` in ``<split>_l/source`` and ``<id>_R`` in ``<split>_r/source``."""
+def _warn(msg: str) -> None:
+    import warnings
+
+    warnings.warn(msg, stacklevel=3)
+
+
+def _match_views(lefts: Sequence[Path], rights: Sequence[Path], left_dir: Path, right_dir: Path,
+                 name: str = "{}") -> list[InputItem]:
+    """Pair views of two folders by id (``<id>_L`` with ``<id>_R``, or equal stems); an id
+    with one view only is a failed item naming the folder that lacks its twin."""
+    by_id: dict[str, dict[str, Path]] = {}
+    for side, files in (("L", lefts), ("R", rights)):
+        for f in files:
+            by_id.setdefault(_view_id(f.stem), {}).setdefault(side, f)
     items = []
-    for lp in lefts:
-        m = _VIEW.match(lp.stem)
-        id_ = m["id"] if m else lp.stem
-        rps = sorted(right_dir.glob(f"{id_}_[Rr].*"))
-        if rps:
-            items.append(InputItem(f"{lp.parent.parent.name[:-2]}/{id_}", id_, "pair", (lp, rps[0])))
+    for id_, v in sorted(by_id.items()):
+        if "L" in v and "R" in v:
+            items.append(InputItem(name.format(id_), id_, "pair", (v["L"], v["R"])))
         else:
-            items.append(InputItem(str(lp), id_, "pair", (lp,), error=f"{lp}: no {id_}_R.* in {right_dir}; the DPDD folders are incomplete"))
+            have, miss, where = ("L", "R", right_dir) if "L" in v else ("R", "L", left_dir)
+            items.append(InputItem(str(v[have]), id_, "pair", (v[have],), error=(
+                f"{v[have]}: no {id_}_{miss}.* view in {where}; the view folders do not match")))
     return items
 
 
@@ -189,8 +232,9 @@ def load_item(item: InputItem, dual_pixel: bool, raw_options: dict | None = None
                 f"{item.paths[0]} and {item.paths[1]}: views differ in size "
                 f"({left.rgb.shape[1]}x{left.rgb.shape[0]} vs {right.rgb.shape[1]}x{right.rgb.shape[0]}); "
                 "they are not two views of one photo")
+        alpha = left.alpha if left.alpha is not None else right.alpha  # re-attached to the result
         return Loaded(views={"left": left.rgb, "right": right.rgb}, bit_depth=max(left.bit_depth, right.bit_depth),
-                      exif=left.meta.get("exif"), icc=left.meta.get("icc"), meta={"orientation": left.meta.get("orientation", 1)})
+                      alpha=alpha, exif=left.meta.get("exif"), icc=left.meta.get("icc"), meta={"orientation": left.meta.get("orientation", 1)})
     im = read_image(item.paths[0])
     if dual_pixel:
         raise InputError(f"{item.paths[0]}: a dual-pixel model needs two views (--left/--right or <id>_L/<id>_R files)")
@@ -206,8 +250,9 @@ def require_weights(name: str | None, weights: str | Path | None = None) -> None
     from dpdeblur.models import resolve_model, resolve_weights
 
     if weights is not None:
-        if not Path(weights).is_file():
-            raise WeightsError(f"{weights}: weights file not found; check the path passed to --weights")
+        from dpdeblur.models.weights import check_weights_file
+
+        check_weights_file(weights)
         return
     card, _ = resolve_model(name)
     if resolve_weights(card) is None:
@@ -226,18 +271,6 @@ def load_model(name: str | None = None, weights: str | Path | None = None, model
 
     require_weights(name, weights)
     return create_model(name, weights=weights, pretrained=weights is None, **(model_config or {}))
-
-
-def check_tiling(tile: int | None, overlap: int, blend: str = "hann", tile_batch: int = 1) -> None:
-    """Usage errors for the tiling options (``tile=None``: the card's, checked once known)."""
-    from dpdeblur.inference.tiling import BLENDS
-
-    if blend not in BLENDS:
-        raise UsageError(f"--blend {blend!r}: choose one of {', '.join(BLENDS)}")
-    if (tile or 0) < 0 or overlap < 0 or tile_batch < 1:
-        raise UsageError("--tile and --overlap must be >= 0 and --tile-batch >= 1")
-    if tile and overlap >= tile:
-        raise UsageError(f"--overlap {overlap} must be smaller than --tile {tile}")
 
 
 class Deblurrer:
@@ -259,6 +292,7 @@ class Deblurrer:
                  precision: str = "auto", compile: bool = False, channels_last: bool = False,
                  warn: Callable[[str], None] | None = None) -> None:
         from dpdeblur.inference.device import prepare_model, resolve_device, resolve_precision
+        from dpdeblur.inference.tiling import check_tiling
 
         check_tiling(tile, overlap, blend, tile_batch)  # before any work
         self.device = resolve_device(device)
@@ -276,7 +310,7 @@ class Deblurrer:
     def tile_settings(self, tile: int | None = None, overlap: int = 64, **options):
         """Checked :class:`~dpdeblur.inference.tiling.TileSettings`; ``tile=None`` takes the card's
         recommendation, and tiling a model whose card says it does not tile warns once."""
-        from dpdeblur.inference.tiling import TileSettings
+        from dpdeblur.inference.tiling import TileSettings, check_tiling
 
         if tile is None:
             tile = self.card.tile if self.card is not None else TileSettings.tile
@@ -339,14 +373,55 @@ def output_path(item: InputItem, out_dir: str | Path | None, suffix: str = "_deb
     return Path(out_dir or src.parent) / f"{item.stem}{suffix}.{ext}"
 
 
-def check_output_options(ext: str = "auto", bit_depth: str | int = "auto", quality: int = 95) -> None:
-    """Usage errors for ``--ext``, ``--bit-depth`` and ``--quality`` (checked before any work)."""
+def check_output_options(ext: str = "auto", bit_depth: str | int = "auto", quality: int = 95,
+                         suffix: str = "_deblurred") -> None:
+    """Usage errors for ``--ext``, ``--bit-depth``, ``--quality`` and ``--suffix`` (checked before any work)."""
+    import os
+
+    seps = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
+    if any(c in suffix for c in seps) or "\0" in suffix:
+        raise UsageError(f"--suffix {suffix!r}: no path separators; use -o DIR to write elsewhere")
     if ext.lower().lstrip(".") not in ("auto", "png", "tif", "tiff", "jpg", "jpeg"):
         raise UsageError(f"--ext {ext!r}: choose auto, png, tif or jpg")
     if str(bit_depth) not in ("auto", "8", "16"):
         raise UsageError(f"--bit-depth {bit_depth!r}: choose auto, 8 or 16")
     if not 1 <= int(quality) <= 100:
         raise UsageError(f"--quality {quality}: choose 1..100")
+
+
+def check_deblur_options(*, ext: str = "auto", bit_depth: str | int = "auto", quality: int = 95,
+                         suffix: str = "_deblurred", tile: int | None = None, overlap: int = 64, blend: str = "hann",
+                         tile_batch: int = 1, device: str = "auto", precision: str = "auto") -> None:
+    """Every option of ``dpdeblur deblur`` checked before any work (usage errors naming the option)."""
+    from dpdeblur.inference.device import resolve_device, resolve_precision
+    from dpdeblur.inference.tiling import check_tiling
+
+    check_output_options(ext, bit_depth, quality, suffix)
+    check_tiling(tile, overlap, blend, tile_batch)
+    resolve_precision(precision, resolve_device(device))
+
+
+def plan_outputs(items: Sequence[InputItem], out_dir: str | Path | None = None, *, suffix: str = "_deblurred",
+                 ext: str = "auto") -> list[tuple[InputItem, Path]]:
+    """``(item, output path)`` for each item, checked before any work: an output that is one of
+    the inputs is a usage error (nothing is written); two items writing one file: the second fails."""
+    check_output_options(ext, suffix=suffix)
+    targets: dict[Path, str] = {}
+    inputs = {p.resolve(): it.name for it in items for p in it.paths}
+    plan = []
+    for it in items:
+        out = output_path(it, out_dir, suffix, ext)
+        key = out.resolve()
+        if key in inputs:
+            raise UsageError(
+                f"output {out} is the input {inputs[key]}; it would be overwritten: "
+                "use a non-empty --suffix, another --ext or -o DIR")
+        if key in targets and not it.error:
+            it = InputItem(it.name, it.stem, it.kind, it.paths, error=(
+                f"{it.name}: output {out} would also be written by {targets[key]}; rename one or use separate -o folders"))
+        targets.setdefault(key, it.name)
+        plan.append((it, out))
+    return plan
 
 
 def deblur_files(
@@ -369,17 +444,8 @@ def deblur_files(
     """
     from dpdeblur.utils.batch import ItemResult, run_batch
 
-    check_output_options(ext, bit_depth, quality)
-    targets: dict[Path, str] = {}
-    plan = []
-    for it in items:
-        out = output_path(it, out_dir, suffix, ext)
-        key = out.resolve()
-        if key in targets and not it.error:
-            it = InputItem(it.name, it.stem, it.kind, it.paths, error=(
-                f"{it.name}: output {out} would also be written by {targets[key]}; rename one or use separate -o folders"))
-        targets.setdefault(key, it.name)
-        plan.append((it, out))
+    check_output_options(ext, bit_depth, quality, suffix)
+    plan = plan_outputs(items, out_dir, suffix=suffix, ext=ext)
 
     def one(job) -> ItemResult:
         it, out = job
@@ -423,6 +489,8 @@ def deblur(image_or_views, model=None, weights=None, tile: int | None = None, ov
     Returns:
         :math:`(H, W, 3)` float32 RGB in [0, 1] (upright: EXIF orientation applied).
     """
+    from dpdeblur.inference.tiling import check_tiling
+
     tiling = {k: options.pop(k) for k in ("blend", "tile_batch", "global_stats") if k in options}
     check_tiling(tile, overlap, tiling.get("blend", "hann"), tiling.get("tile_batch", 1))
     if model is None or isinstance(model, str):  # keep the last model built from a name: notebook loops do not rebuild it

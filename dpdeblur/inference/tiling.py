@@ -36,6 +36,7 @@ from torch import nn
 __all__ = [
     "BLENDS",
     "TileSettings",
+    "check_tiling",
     "tile_starts",
     "blend_profile",
     "pooled_modules",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 BLENDS = ("hann", "linear", "crop")
+#: ``torch.OutOfMemoryError`` appeared in torch 2.5; ``torch.cuda.OutOfMemoryError`` (its alias) earlier.
+_OOM = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
 
 
 @dataclass
@@ -56,6 +59,24 @@ class TileSettings:
     tile_batch: int = 1
     global_stats: bool = True
     min_tile: int = 128
+
+
+def check_tiling(tile: int | None, overlap: int, blend: str = "hann", tile_batch: int = 1) -> None:
+    """The one rule set for ``--tile --overlap --blend --tile-batch`` (deblur, bench speed and
+    quality, the Python API): a :class:`~dpdeblur.errors.UsageError` naming the option.
+    ``tile=None`` (the model card's default, not known yet) checks the other options."""
+    from dpdeblur.errors import UsageError
+
+    if blend not in BLENDS:
+        raise UsageError(f"--blend {blend!r}: choose one of {', '.join(BLENDS)}")
+    if tile is not None and tile < 0:
+        raise UsageError(f"--tile {tile}: must be >= 0 (0 = whole image)")
+    if overlap < 0:
+        raise UsageError(f"--overlap {overlap}: must be >= 0")
+    if tile_batch < 1:
+        raise UsageError(f"--tile-batch {tile_batch}: must be >= 1")
+    if tile and overlap >= tile:
+        raise UsageError(f"--overlap {overlap} must be smaller than --tile {tile}")
 
 
 def _round_up(x: int, m: int) -> int:
@@ -289,7 +310,7 @@ def tiled_forward(
 
                 _pass(run, x, *grid, s.blend, max(1, s.tile_batch), on_tile, tick=tick)
             break
-        except torch.OutOfMemoryError:
+        except _OOM:
             if torch.device(device).type == "cuda":
                 torch.cuda.empty_cache()
             cur = max(th, tw)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dpdeblur.errors import UsageError
+from dpdeblur.errors import InputError, UsageError, few
 from dpdeblur.io.raw import PAIR_EXTS, RAW_EXTS, _PAIR_RE, is_pair_file, read_dual_pixel
 from dpdeblur.utils.batch import ItemResult, expand_inputs
 
@@ -100,7 +100,25 @@ def dual_pixel_inputs(inputs, recursive: bool = False) -> list[Path]:
         elif p.suffix.lower() not in RAW_EXTS and p.resolve() not in explicit:
             continue
         out.append(p)
+    if not out:
+        raise InputError(f"{few(map(str, inputs))}: no dual-pixel raw files ({', '.join(RAW_EXTS)}) or "
+                         f"<id>_left/_right pairs ({', '.join(PAIR_EXTS)}) found")
     return out
+
+
+def check_split_options(layout: str = "flat", split: str = "test", stored_view: str = "right", scale: float = 1.0,
+                        black_level: int | None = None, white_level: int | None = None, wiggle: str | None = None) -> None:
+    """Usage errors for ``split-dp``'s options, before any file is read (also contradicting levels)."""
+    if stored_view not in ("left", "right"):
+        raise UsageError(f"--stored-view must be left or right, got {stored_view!r}")
+    if not 0.0 < scale <= 1.0:
+        raise UsageError(f"--scale must be in (0, 1], got {scale}")
+    for name, v in (("--black-level", black_level), ("--white-level", white_level)):
+        if v is not None and not 0 <= v <= 65535:
+            raise UsageError(f"{name} {v}: must be in 0..65535")
+    if black_level is not None and white_level is not None and black_level >= white_level:
+        raise UsageError(f"--black-level {black_level} must be below --white-level {white_level}")
+    output_paths("x.dng", ".", layout, split, wiggle)  # --layout / --split / --wiggle
 
 
 def split_dual_pixel(

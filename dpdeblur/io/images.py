@@ -6,6 +6,8 @@ keep their bit depth, which :func:`read_image` reports so that writers can keep 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,14 +79,28 @@ def read_image(path: str | Path) -> Image:
     import cv2
 
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not an image file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty (0 bytes); re-export or remove it")
     data = np.fromfile(path, dtype=np.uint8)
-    a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    with quiet_decoder() as noise:
+        try:
+            a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+        except cv2.error as e:
+            if "CV_IO_MAX_IMAGE_PIXELS" in str(e) or "validateInputImageSize" in str(e):
+                dims = _png_header_size(data)
+                what = f"{dims[0]}x{dims[1]} pixels" if dims else "more pixels than a real photo"
+                raise InputError(f"{path}: the header declares {what} (limit {_MAX_PIXELS} pixels); "
+                                 "the file is corrupt or not an image, re-export it") from None
+            a = None
     if a is None:
         raise InputError(f"{path}: not a readable PNG/TIFF/JPEG image (corrupt or unsupported); re-export it")
+    if noise.text:
+        _warn_once(f"{path}: the decoder reported problems with this file ({noise.summary()}); "
+                   "it was read, but check the result")
     if a.dtype not in (np.uint8, np.uint16):
         if a.dtype.kind == "f":
             a = np.clip(a, 0, 1)
@@ -115,6 +131,82 @@ def read_image(path: str | Path) -> Image:
         path=path,
         meta=meta,
     )
+
+
+_MAX_PIXELS = 1 << 30  # OpenCV's CV_IO_MAX_IMAGE_PIXELS
+
+
+def _png_header_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR, or None for other formats."""
+    b = data[:24].tobytes()
+    if len(b) == 24 and b[:8] == b"\x89PNG\r\n\x1a\n" and b[12:16] == b"IHDR":
+        import struct
+
+        return struct.unpack(">II", b[16:24])
+    return None
+
+
+class _Captured:
+    text = ""
+
+    def summary(self) -> str:
+        lines = [ln.strip() for ln in self.text.splitlines() if ln.strip()]
+        first = lines[0] if lines else ""
+        if "] " in first:  # "[ WARN:0@0.01] global grfmt_png.cpp:793 readFromStreamOrBuffer ..." -> message
+            first = first.split("] ", 1)[1]
+        return first[:160] + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else "")
+
+
+@contextlib.contextmanager
+def quiet_decoder():
+    """Keep OpenCV's and libpng/libtiff/libjpeg's messages (written straight to file
+    descriptor 2) off the user's terminal; the captured text is yielded (``.text``) so
+    that the caller can say it once, in its own words."""
+    import cv2
+
+    cap = _Captured()
+    with _FD2_LOCK:  # file descriptor 2 is process-wide: one redirection at a time
+        yield from _quiet(cap, cv2)
+
+
+_FD2_LOCK = threading.RLock()
+
+
+def _quiet(cap: _Captured, cv2):
+    import os
+    import sys
+    import tempfile
+
+    try:
+        cv2.setLogLevel(0)  # OpenCV's own [ WARN ] lines: silent
+    except Exception:  # noqa: BLE001 - older builds
+        pass
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded interpreters)
+        yield cap
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield cap
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            cap.text = sink.read().decode("utf-8", "replace")
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(msg: str) -> None:
+    import warnings
+
+    if msg not in _WARNED:
+        _WARNED.add(msg)
+        warnings.warn(msg, stacklevel=3)
 
 
 def format_of(path: Path) -> str:
@@ -171,7 +263,8 @@ def write_image(
             )
         return path
     params = [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)] if fmt == "jpg" else []
-    ok, buf = cv2.imencode("." + fmt, a, params)
+    with quiet_decoder():
+        ok, buf = cv2.imencode("." + fmt, a, params)
     if not ok:
         raise InputError(f"{path}: OpenCV could not encode the image")
     data = buf.tobytes()

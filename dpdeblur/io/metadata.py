@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "tiff_exif",
     "read_metadata",
     "apply_orientation",
     "exif_orientation",
@@ -29,6 +30,18 @@ _ORIENTATION = 0x0112
 _EXIF_PREFIX = b"Exif\x00\x00"
 # IFD0 tags copied into TIFF outputs: description, make, model, software, date, artist, copyright
 _TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 33432)
+
+
+def tiff_exif(exif: bytes | None) -> bytes | None:
+    """The one EXIF representation of ``io/``: TIFF-structured bytes (``II*\\0``/``MM\\0*``...).
+
+    Accepts the APP1 form too (``Exif\\0\\0`` + TIFF, as Pillow's ``Exif.tobytes()``
+    and JPEG files hold it) and strips the prefix; None or empty stays None.
+    """
+    if not exif:
+        return None
+    exif = bytes(exif)
+    return exif[len(_EXIF_PREFIX) :] if exif.startswith(_EXIF_PREFIX) else exif
 
 
 def _ifd0_entries(tiff: bytes):
@@ -49,7 +62,8 @@ def _ifd0_entries(tiff: bytes):
 
 
 def exif_orientation(tiff: bytes | None) -> int:
-    """EXIF Orientation (1..8) of TIFF-structured EXIF bytes; 1 when absent or invalid."""
+    """EXIF Orientation (1..8) of EXIF bytes (see :func:`tiff_exif`); 1 when absent or invalid."""
+    tiff = tiff_exif(tiff)
     for e, tag, typ, _, bo in _ifd0_entries(tiff or b""):
         if tag == _ORIENTATION and typ == 3:
             v = struct.unpack(bo + "H", tiff[e + 8 : e + 10])[0]
@@ -58,7 +72,9 @@ def exif_orientation(tiff: bytes | None) -> int:
 
 
 def set_exif_orientation(tiff: bytes, value: int = 1) -> bytes:
-    """Copy of ``tiff`` with the Orientation tag set to ``value`` (unchanged if it has none)."""
+    """TIFF-structured copy of ``tiff`` (see :func:`tiff_exif`) with the Orientation tag set
+    to ``value`` (otherwise unchanged, also when it has none)."""
+    tiff = tiff_exif(tiff) or b""
     for e, tag, typ, _, bo in _ifd0_entries(tiff):
         if tag == _ORIENTATION and typ == 3:
             b = bytearray(tiff)
@@ -97,7 +113,7 @@ def read_metadata(path: str | Path) -> dict:
             meta["icc"] = im.info.get("icc_profile") or None
             raw = im.info.get("exif")
             if raw:
-                meta["exif"] = raw[len(_EXIF_PREFIX) :] if raw.startswith(_EXIF_PREFIX) else raw
+                meta["exif"] = tiff_exif(raw)
             elif im.format == "TIFF":
                 ifd0 = im.getexif()
                 meta["orientation"] = int(ifd0.get(_ORIENTATION, 1)) if ifd0.get(_ORIENTATION, 1) in range(1, 9) else 1
@@ -109,7 +125,7 @@ def read_metadata(path: str | Path) -> dict:
                 if sub:
                     ex[0x8769] = dict(sub)
                 if len(ex):
-                    meta["exif"] = ex.tobytes()[len(_EXIF_PREFIX) :]
+                    meta["exif"] = tiff_exif(ex.tobytes())
                 return meta
     except Exception:  # noqa: BLE001 - metadata is best effort
         return meta
@@ -124,6 +140,7 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def embed_png(png: bytes, exif: bytes | None = None, icc: bytes | None = None) -> bytes:
     """Insert ``iCCP`` and ``eXIf`` chunks right after ``IHDR`` (before the image data)."""
     end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4  # signature + IHDR chunk
+    exif = tiff_exif(exif)
     extra = b""
     if icc:
         extra += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
@@ -135,6 +152,7 @@ def embed_png(png: bytes, exif: bytes | None = None, icc: bytes | None = None) -
 def embed_jpeg(jpg: bytes, exif: bytes | None = None, icc: bytes | None = None) -> bytes:
     """Insert APP1 (Exif) and APP2 (ICC_PROFILE, split in chunks) after SOI and any APP0."""
     pos = 2
+    exif = tiff_exif(exif)
     if jpg[2:4] == b"\xff\xe0":
         pos = 4 + struct.unpack(">H", jpg[4:6])[0]
     segs = b""
@@ -153,6 +171,7 @@ def embed_jpeg(jpg: bytes, exif: bytes | None = None, icc: bytes | None = None) 
 def tiff_extratags(exif: bytes | None, icc: bytes | None) -> list[tuple]:
     """``tifffile`` extra tags: ICC profile, Orientation 1, and the descriptive IFD0 text tags."""
     tags: list[tuple] = [(274, "H", 1, 1, True)]
+    exif = tiff_exif(exif)
     if icc:
         tags.append((34675, "B", len(icc), icc, True))
     if exif:

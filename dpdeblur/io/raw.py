@@ -52,8 +52,8 @@ class DualPixelViews:
         left, right, combined: :math:`(H, W, 3)` float32 sRGB in [0, 1] (16-bit
             precision); the views are scaled to the combined image's brightness.
         meta: camera, levels, white balance, orientation, stored view, saturation...
-        exif: EXIF payload (``b"Exif\\0\\0"`` + TIFF, Orientation set to the file's
-            rotation) for writing beside the result, or None.
+        exif: EXIF as TIFF-structured bytes (:func:`dpdeblur.io.metadata.tiff_exif`),
+            Orientation set to the file's rotation, for writing beside the result, or None.
         saturation_mask: :math:`(H, W)` bool, pixels where A+B reached its white level.
     """
 
@@ -264,7 +264,9 @@ def _exif_bytes(path: Path, orientation: int) -> bytes | None:
             v = tags.get("exif", {}).get(name)
             if v is not None:
                 sub[tag] = v[0] / v[1] if isinstance(v, tuple) and len(v) == 2 and v[1] else v
-        return exif.tobytes()
+        from dpdeblur.io.metadata import tiff_exif
+
+        return tiff_exif(exif.tobytes())
     except Exception:  # noqa: BLE001 - EXIF is best effort
         return None
 

@@ -63,10 +63,10 @@ class MultiStageRatioLoss(nn.Module):
         return loss, logs
 
     def forward(self, output, batch: dict, epoch: int = 0) -> tuple[torch.Tensor, dict[str, float]]:
-        gt = batch["sharp"]
+        gt = batch["sharp"].float()  # float32 whatever the model ran in (bf16 autocast)
         if isinstance(output, torch.Tensor):
-            loss = charbonnier(output, gt, self.eps)
+            loss = charbonnier(output.float(), gt, self.eps)
             return loss, {"pixel": float(loss.detach())}
-        loss, logs = self.combine([charbonnier(p, gt, self.eps) for p in output])
+        loss, logs = self.combine([charbonnier(p.float(), gt, self.eps) for p in output])
         logs["pixel"] = float(loss.detach())
         return loss, logs

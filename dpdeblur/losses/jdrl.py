@@ -117,8 +117,9 @@ class JDRLLoss(nn.Module):
         return charbonnier(self.reblur(out, blur), blur, self.eps)
 
     def forward(self, output, batch: dict, epoch: int = 0) -> tuple[torch.Tensor, dict[str, float]]:
-        outs = list(output) if isinstance(output, (list, tuple)) else [output]
-        sharp, blur = batch["sharp"], batch["blur"]
+        # float32 whatever the model ran in (bf16 autocast): flows, warps and the reblurring net
+        outs = [o.float() for o in (output if isinstance(output, (list, tuple)) else [output])]
+        sharp, blur = batch["sharp"].float(), batch["blur"].float()
         f, g = self.flows(outs[-1].detach(), batch, epoch)
         masks = (calibration_mask(f, self.lam, self.min_tol), calibration_mask(g, self.lam, self.min_tol))
         combine = getattr(self.base, "combine", None)

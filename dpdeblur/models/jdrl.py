@@ -125,19 +125,24 @@ class ReblurNet(nn.Module):
     def blur_stack(self, img: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
         """The m - 1 blurred images :math:`(B, m-1, 3, H, W)` of ``img`` under the
         per-pixel kernels given by ``seeds`` :math:`(B, 35, H, W)`."""
-        bank = _bank(self.m)[0].to(img)
-        n_r, ks = bank.shape[0], bank.shape[-1]
-        b, c, h, w = img.shape
-        pad = ks // 2
-        x = F.pad(img, (pad, pad, pad, pad), mode="replicate")
-        rings = F.conv2d(x, bank.unsqueeze(1).repeat(c, 1, 1, 1), groups=c).view(b, c, n_r, h, w)
-        coef = _ring_coefficients(seeds, self.m)  # (B, m-1, R, H, W)
-        num = torch.einsum("bkrhw,bcrhw->bkchw", coef, rings)
-        den = torch.einsum("bkrhw,r->bkhw", coef, bank.sum(dim=(1, 2)))
-        return num / den.unsqueeze(2)
+        dt = torch.promote_types(img.dtype, torch.float32)  # at least float32 (bf16 AMP operands)
+        with torch.autocast(img.device.type, enabled=False):
+            img, seeds = img.to(dt), seeds.to(dt)
+            bank = _bank(self.m)[0].to(img)
+            n_r, ks = bank.shape[0], bank.shape[-1]
+            b, c, h, w = img.shape
+            pad = ks // 2
+            x = F.pad(img, (pad, pad, pad, pad), mode="replicate")
+            rings = F.conv2d(x, bank.unsqueeze(1).repeat(c, 1, 1, 1), groups=c).view(b, c, n_r, h, w)
+            coef = _ring_coefficients(seeds, self.m)  # (B, m-1, R, H, W)
+            num = torch.einsum("bkrhw,bcrhw->bkchw", coef, rings)
+            den = torch.einsum("bkrhw,r->bkhw", coef, bank.sum(dim=(1, 2)))
+            return num / den.unsqueeze(2)
 
     def forward(self, deblurred: torch.Tensor, blurry: torch.Tensor) -> torch.Tensor:
+        dt = torch.promote_types(deblurred.dtype, torch.float32)  # at least float32 (bf16 AMP outputs)
+        deblurred, blurry = deblurred.to(dt), blurry.to(dt)
         x = torch.cat([deblurred, blurry], dim=1)
         blurred = self.blur_stack(deblurred, self.kpn(x))
-        wts = torch.softmax(self.wpn(x), dim=1)  # (B, m, H, W)
+        wts = torch.softmax(self.wpn(x).to(dt), dim=1)  # (B, m, H, W)
         return wts[:, :1] * deblurred + (wts[:, 1:].unsqueeze(2) * blurred).sum(dim=1)

@@ -24,6 +24,8 @@ __all__ = [
     "resolve_model",
     "ASSETS_WEIGHTS_DIR",
     "parse_model_config",
+    "builder_options",
+    "check_model_config",
 ]
 
 #: Where bundled weights live in a source checkout / editable install.
@@ -168,28 +170,6 @@ def resolve_weights(card: ModelCard) -> Path | None:
     return None
 
 
-def _builder_defaults(card: ModelCard) -> dict[str, Any]:
-    """Keyword defaults of the card's builder (or of the class it returns, for ``**kwargs`` builders)."""
-    import inspect
-    import typing
-
-    build = _builder(card)
-    target = build
-    params = inspect.signature(build).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        try:
-            ret = typing.get_type_hints(build).get("return")
-        except Exception:  # unresolvable annotations: no defaults known
-            ret = None
-        if inspect.isclass(ret):
-            target = ret
-    return {
-        k: p.default
-        for k, p in inspect.signature(target).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
-
-
 def _same(a: Any, b: Any) -> bool:
     """Config values equal up to tuple/list (JSON metadata turns tuples into lists)."""
     norm = lambda v: list(map(norm, v)) if isinstance(v, (list, tuple)) else v  # noqa: E731
@@ -237,16 +217,14 @@ def resolve_model(
     if file_cfg is None:
         return card, overrides
     trained = {**card.config, **file_cfg}
-    defaults: dict[str, Any] | None = None
     clash = []
     for k, v in overrides.items():
         if k not in trained:
-            defaults = _builder_defaults(card) if defaults is None else defaults
-            if k not in defaults:  # not a builder argument: the builder reports it
+            trained = {**builder_options(card.name), **file_cfg}  # the builder's defaults (imports the network)
+            if k not in trained:  # not a builder argument: create_model reports it
                 continue
-        was = trained[k] if k in trained else defaults[k]
-        if not _same(v, was):
-            clash.append(f"{k}={v!r} (file: {was!r})")
+        if not _same(v, trained[k]):
+            clash.append(f"{k}={v!r} (file: {trained[k]!r})")
     if clash:
         shown = ",".join(f"{k}={v!r}" for k, v in file_cfg.items()) or "the default config"
         raise UsageError(f"{weights} holds {card.name} weights built with {shown}, but {few(clash, 4)} was requested; "
@@ -296,11 +274,28 @@ def create_model(
     card, overrides = resolve_model(name, weights, overrides)
     cfg = {**card.config, **overrides}
     build = _builder(card)
-    if device is not None:
-        with torch.device(device):
+    valid = builder_options(card.name)
+    unknown = sorted(k for k in overrides if valid and k not in valid)
+    if unknown:
+        from dpdeblur.errors import ModelConfigError
+
+        raise ModelConfigError(f"--model-config {', '.join(unknown)}: not an option of {card.name}; "
+                               f"valid keys: {_describe(valid)}")
+    try:
+        if device is not None:
+            with torch.device(device):
+                model = build(**cfg)
+        else:
             model = build(**cfg)
-    else:
-        model = build(**cfg)
+    except Exception as e:  # noqa: BLE001 - a builder refusing a value is the user's configuration
+        if not overrides:
+            raise
+        from dpdeblur.errors import ModelConfigError
+
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        given = ",".join(f"{k}={v!r}" for k, v in overrides.items())
+        raise ModelConfigError(f"--model-config {given}: {card.name} cannot be built ({msg}); "
+                               f"valid keys (defaults): {_describe(valid)}") from None
     model.card = card
     model.model_config = overrides
     if weights is not None:
@@ -308,6 +303,40 @@ def create_model(
 
         load_weights(model, weights, sha256=sha)
     return model
+
+
+def builder_options(name: str) -> dict[str, Any]:
+    """Keyword options of ``name``'s builder with their defaults (the card's config applied);
+    what ``--model-config`` accepts. Imports the network module (and torch)."""
+    import inspect
+
+    card = get_card(name)
+    build = _builder(card)
+    target: Any = build
+    params = inspect.signature(build).parameters
+    if all(p.kind == p.VAR_KEYWORD for p in params.values()):  # def dmtnet(**kwargs) -> DMTNet
+        ret = inspect.signature(build).return_annotation
+        if isinstance(ret, str):
+            ret = getattr(importlib.import_module(card.module), ret, None)
+        if ret is None or ret is inspect.Signature.empty:
+            return {}
+        target = ret
+    out = {k: p.default for k, p in inspect.signature(target).parameters.items()
+           if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k != "self"}
+    return {k: card.config.get(k, v) for k, v in out.items()}
+
+
+def _describe(options: dict[str, Any]) -> str:
+    import inspect
+
+    return ", ".join(k if v is inspect.Parameter.empty else f"{k}={v!r}" for k, v in options.items())
+
+
+def check_model_config(name: str, overrides: dict[str, Any] | None) -> None:
+    """Usage error (listing the valid keys) when ``overrides`` has an unknown key or a value
+    the builder refuses; builds on the ``meta`` device, so it costs no memory or time."""
+    if overrides:
+        create_model(name, device="meta", **overrides)
 
 
 def _value(text: str) -> Any:

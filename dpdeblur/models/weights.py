@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from dpdeblur.errors import WeightsError, few
 
 __all__ = [
+    "check_weights_file",
     "sha256_file",
     "read_state_dict",
     "unwrap_state_dict",
@@ -75,13 +76,42 @@ def unwrap_state_dict(obj: Any) -> dict[str, Any]:
     return out
 
 
+def check_weights_file(path: str | Path) -> str:
+    """Cheap checks of a weights path (exists, a file, a weights format); returns the format
+    (``safetensors`` or ``torch``) or raises :class:`WeightsError` naming the real problem."""
+    path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a folder; --weights takes a .safetensors/.pt file")
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found; check the path passed to --weights")
+    kind = _sniff(path)
+    if kind is None:
+        raise WeightsError(f"{path}: not a weights file (neither safetensors nor a PyTorch checkpoint); "
+                           "pass the .safetensors/.pt file written by `dpdeblur train` or a release")
+    return kind
+
+
+def _sniff(path: Path) -> str | None:
+    """``safetensors``, ``torch`` (zip or legacy pickle) or None from the first bytes."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        return "torch"
+    if len(head) >= 9:
+        n = struct.unpack("<Q", head[:8])[0]
+        if head[8:9] == b"{" and 0 < n <= path.stat().st_size - 8:
+            return "safetensors"
+    return None
+
+
 def read_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, Any]:
     """Read a weights file into a plain state dict (tensors on CPU)."""
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found; check the path passed to --weights")
+    kind = check_weights_file(path)
     if sha256:
         got = sha256_file(path)
         if got.lower() != sha256.lower():
@@ -90,7 +120,7 @@ def read_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, An
                 "the file is corrupt or not the expected release (re-download or re-train it)"
             )
     try:
-        if path.suffix == ".safetensors":
+        if kind == "safetensors":
             from safetensors.torch import load_file
 
             obj = load_file(str(path), device="cpu")
@@ -99,7 +129,13 @@ def read_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, An
     except WeightsError:
         raise
     except Exception as e:  # corrupt or unsafe pickles
-        raise WeightsError(f"{path}: cannot read weights ({_first_line(e)})") from e
+        if type(e).__name__ == "UnpicklingError" and "weights_only" in str(e).lower():
+            # torch's text advises weights_only=False, i.e. running the file's code: we do not
+            raise WeightsError(
+                f"{path}: refused: the checkpoint holds Python objects besides tensors, and loading them "
+                "could run code from the file; re-save only its state_dict (or as .safetensors) where it was made"
+            ) from None
+        raise WeightsError(f"{path}: cannot read weights, the file is damaged or truncated ({_first_line(e)[:160]})") from None
     try:
         return unwrap_state_dict(obj)
     except WeightsError as e:
@@ -151,12 +187,10 @@ def model_metadata(name: str, config: Mapping[str, Any] | None = None) -> dict[s
 
 
 def read_weights_metadata(path: str | Path) -> dict[str, str]:
-    """The string metadata of a ``.safetensors`` header (reads the header only); ``{}`` for
-    ``.pt``/``.pth`` files, which have none."""
+    """The string metadata of a safetensors header (reads the header only); ``{}`` for
+    PyTorch checkpoints, which have none."""
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found; check the path passed to --weights")
-    if path.suffix != ".safetensors":
+    if check_weights_file(path) != "safetensors":
         return {}
     try:
         from safetensors import safe_open

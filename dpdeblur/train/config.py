@@ -78,7 +78,7 @@ class TrainConfig:
     crops_per_image: int = 1
     clip: float = 0.0  # gradient norm clip, 0 = off
     ema: float = 0.0  # EMA decay, 0 = off
-    amp: bool = True  # bf16 autocast on CUDA
+    amp: bool | None = None  # bf16 autocast: None = on CUDA only, True = on any device (CPU too), False = off
     max_nonfinite: int = 5
     # run
     out: str = "runs/train"
@@ -107,8 +107,15 @@ class TrainConfig:
             raise UsageError(f"unknown training settings: {', '.join(unknown)}; see `dpdeblur train --help`")
         d = dict(d)
         if "betas" in d:
-            d["betas"] = tuple(float(b) for b in d["betas"])
+            try:
+                d["betas"] = tuple(float(b) for b in d["betas"])
+            except (TypeError, ValueError):
+                raise UsageError(f"betas {d['betas']!r}: expected two numbers, e.g. [0.9, 0.999]") from None
         return cls(**d)
+
+    def validate(self) -> None:
+        """Usage errors for impossible settings (checked before any file is read or written)."""
+        _check(self)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -168,9 +175,54 @@ def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = N
     return cfg
 
 
+_INT_MIN = {  # setting -> smallest allowed value (integers)
+    "batch_size": 1, "patch": 1, "epochs": 1, "crops_per_image": 1, "max_nonfinite": 1, "log_every": 1,
+    "num_workers": 0, "jdrl_warmup": 0, "step_epochs": 1, "max_steps": 0, "val_every": 0, "val_crop": 0,
+    "val_max": 0, "save_every": 0, "seed": 0,
+}
+_BOOLS = ("jdrl", "flips", "progress", "tensorboard")
+
+
+def _flag(k: str) -> str:
+    return "--" + {"num_workers": "workers"}.get(k, k).replace("_", "-")
+
+
 def _check(cfg: TrainConfig) -> None:
+    import math
+
     from dpdeblur.metrics import SSIM_WINDOWS
 
+    for k, lo in _INT_MIN.items():
+        v = getattr(cfg, k)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise UsageError(f"{_flag(k)} {v!r}: expected a whole number >= {lo}")
+        if v < lo:
+            raise UsageError(f"{_flag(k)} {v}: must be at least {lo}")
+    for k in ("lr", "lr_min", "gamma", "weight_decay", "clip", "ema", "overlap", "drop_flat"):
+        v = getattr(cfg, k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise UsageError(f"{_flag(k)} {v!r}: expected a finite number")
+    for k in _BOOLS + ("amp",):
+        v = getattr(cfg, k)
+        if not (isinstance(v, bool) or (k == "amp" and v is None)):
+            raise UsageError(f"{_flag(k)} {v!r}: expected true or false")
+    if not cfg.lr > 0:
+        raise UsageError(f"--lr {cfg.lr}: the learning rate must be > 0, e.g. 1e-4")
+    if cfg.lr_min < 0 or cfg.weight_decay < 0 or cfg.clip < 0 or not cfg.gamma > 0:
+        raise UsageError("lr_min, weight_decay and --clip must be >= 0 and gamma > 0")
+    if not isinstance(cfg.model_config, dict):
+        raise UsageError(f"model_config {cfg.model_config!r}: expected a table of KEY = VALUE")
+    if cfg.loss is not None:
+        from dpdeblur.losses.criteria import list_criteria
+
+        if str(cfg.loss).lower() not in list_criteria():
+            raise UsageError(f"--loss {cfg.loss!r}: choose one of {', '.join(list_criteria())}")
+    if str(cfg.device).lower() != "auto":
+        from dpdeblur.inference.device import resolve_device
+
+        resolve_device(str(cfg.device))  # the rules of deblur's --device
+    if cfg.out is not None and Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise UsageError(f"--out {cfg.out}: is a file, not a run folder; choose a folder path")
     from dpdeblur.data.patches import PATCH_MODES
 
     if cfg.patch_mode not in PATCH_MODES:

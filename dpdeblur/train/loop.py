@@ -31,7 +31,8 @@ from dpdeblur.train.config import TrainConfig
 from dpdeblur.train.dist import DistEnv, all_reduce_, barrier, pick_device
 from dpdeblur.utils.atomic import atomic_write_text
 
-__all__ = ["fit", "RunResult", "EMA", "lr_at", "VAL_SPLIT", "build_data", "load_run_config"]
+__all__ = ["fit", "RunResult", "EMA", "lr_at", "VAL_SPLIT", "build_data", "load_run_config", "check_resume",
+           "amp_enabled", "last_checkpoint", "FIXED_ON_RESUME"]
 
 #: Validation split per data set (None: no validation).
 VAL_SPLIT = {"dpdd": "val", "sdd": "test", "gopro": "test", "folder": None}
@@ -80,11 +81,63 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 
 def load_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """The settings a run was started with (``<run>/config.json``)."""
-    p = Path(run_dir) / "config.json"
+    """The settings a run was started with (``<run>/config.json``); a usage error naming the
+    file when it is missing, unreadable or not a table of settings."""
+    run = Path(run_dir)
+    if run.exists() and not run.is_dir():
+        raise UsageError(f"--out {run}: is a file, not a training run folder")
+    p = run / "config.json"
     if not p.is_file():
-        raise UsageError(f"{run_dir}: no config.json; is this a dpdeblur training run folder?")
-    return json.loads(p.read_text())
+        raise UsageError(f"{run}: no config.json; is this a dpdeblur training run folder? (train without --resume first)")
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+        raise UsageError(f"{p}: unreadable run settings ({why}); restore the file or start a new run") from None
+    if not isinstance(d, dict):
+        raise UsageError(f"{p}: not a table of run settings; restore the file or start a new run")
+    return d
+
+
+#: Settings a resumed run cannot change: the checkpoint's tensors depend on them.
+FIXED_ON_RESUME = ("model", "model_config", "jdrl", "loss", "optimizer", "ema", "batch_size", "seed")
+
+
+def check_resume(cfg: TrainConfig, run_dir: str | Path) -> None:
+    """Before ``--resume`` touches anything: a checkpoint exists and ``cfg`` keeps what it depends on."""
+    run = Path(run_dir)
+    saved = load_run_config(run)
+    if not (run / "last.state.pt").is_file():
+        raise UsageError(f"{run}: no checkpoint to resume from (last.state.pt); train without --resume first")
+    now = json.loads(json.dumps(cfg.to_dict()))  # as config.json holds it (tuples -> lists)
+    changed = [k for k in FIXED_ON_RESUME if k in saved and saved[k] != now[k]]
+    if changed:
+        diff = "; ".join(f"{k}: run {saved[k]!r}, now {now[k]!r}" for k in changed)
+        raise UsageError(f"{run}: --resume cannot change {', '.join(changed)} ({diff}); "
+                         "drop those options or start a new run with another --out")
+
+
+def amp_enabled(cfg: TrainConfig, device: torch.device) -> bool:
+    """bf16 autocast: ``amp=None`` on CUDA only; ``True`` on any device (CPU bf16 autocast too)."""
+    return device.type == "cuda" if cfg.amp is None else bool(cfg.amp)
+
+
+def last_checkpoint(run_dir: str | Path) -> str:
+    """Where a stopped run can continue: one line naming the checkpoint and the resume command."""
+    run = Path(run_dir)
+    state = run / "last.state.pt"
+    if not state.is_file():
+        return f"no checkpoint was saved yet in {run}; start the run again (without --resume)"
+    step = None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(run / "last.safetensors"), "pt") as f:
+            step = (f.metadata() or {}).get("step")
+    except Exception:  # noqa: BLE001 - the step is a courtesy
+        pass
+    at = f" (step {step})" if step is not None else ""
+    return f"last checkpoint: {state}{at}; continue with: dpdeblur train --out {run} --resume"
 
 
 def _seed_all(seed: int) -> None:
@@ -143,7 +196,7 @@ def validate(model, ds, device, cfg: TrainConfig, env: DistEnv) -> dict[str, flo
     for i in range(env.rank, n, env.world):
         item = ds[i]
         x, sharp = item["input"][None].to(device), item["sharp"][None].to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp_enabled(cfg, device)):
             out = final_image(model(x))
         m = compute_metrics(out.float(), sharp, cfg.ssim)
         inp = psnr(item["blur"][None].to(device), sharp)
@@ -238,19 +291,28 @@ def _fit(cfg: TrainConfig, resume: bool) -> RunResult:
     from dpdeblur.losses import build_criterion
     from dpdeblur.models import create_model, get_card
 
+    # every check before the run folder is created or written: a failed start leaves nothing
+    # behind, and a failed --resume leaves the run exactly as it was
+    cfg.validate()
+    card = get_card(cfg.model)
+    from dpdeblur.models.registry import check_model_config
+
+    check_model_config(card.name, cfg.model_config)
+    if cfg.weights:
+        from dpdeblur.models.weights import check_weights_file
+
+        check_weights_file(cfg.weights)
+    run_dir = Path(cfg.out)
+    if resume:
+        check_resume(cfg, run_dir)
+    elif (run_dir / "last.state.pt").exists():
+        raise UsageError(f"{run_dir} already holds a training run; pass --resume to continue it or choose another --out")
     env = DistEnv.from_env()
     device = pick_device(cfg.device, env)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     env.init(device)
-    run_dir = Path(cfg.out)
-    if env.main:
-        if not resume and (run_dir / "last.state.pt").exists():
-            raise UsageError(f"{run_dir} already holds a training run; pass --resume to continue it or choose another --out")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     _seed_all(cfg.seed)
-    card = get_card(cfg.model)
     train_ds, val_ds = build_data(cfg, card, env)
     from dpdeblur.data.sampler import ResumableSampler
 
@@ -271,19 +333,27 @@ def _fit(cfg: TrainConfig, resume: bool) -> RunResult:
     step, best, nonfinite, state = 0, None, 0, None
     if resume:
         state = load_state(run_dir / "last.state.pt", map_location=device)
-        model.load_state_dict(state["model"])
-        criterion.load_state_dict(state["criterion"])
-        opt.load_state_dict(state["optimizer"])
-        if ema is not None and state.get("ema") is not None:
-            ema.module.load_state_dict(state["ema"])
-        set_rng_state(state["rng"])
+        try:
+            model.load_state_dict(state["model"])
+            criterion.load_state_dict(state["criterion"])
+            opt.load_state_dict(state["optimizer"])
+            if ema is not None and state.get("ema") is not None:
+                ema.module.load_state_dict(state["ema"])
+            set_rng_state(state["rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise DpdeblurError(f"{run_dir / 'last.state.pt'}: the checkpoint does not fit these settings "
+                                f"({first[:200]}); resume with the run's own settings") from None
         step, best, nonfinite = state["step"], state.get("best_psnr"), state.get("nonfinite", 0)
+    if env.main:  # all checks passed: now the run folder and its settings
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     net = model
     if env.enabled:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     crit_params = list(criterion.parameters())
     eval_model = ema.module if ema is not None else model
-    amp = cfg.amp and device.type == "cuda"
+    amp = amp_enabled(cfg, device)
     log = _Log(run_dir, cfg, env, step if resume else None, end)
     meta = {**model_metadata(cfg.model, cfg.model_config), "format": "dpdeblur-train"}
     log.write({"event": "start", "step": step, "resume": resume, "world": env.world, "device": str(device),
