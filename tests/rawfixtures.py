@@ -5,7 +5,15 @@ Geometry: a 2x2 RGGB CFA, ``H x W`` active pixels (LibRaw refuses < 22 px).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
+
+#: Real Google Pixel 4 captures (``<id>_left/_right.png``, ``calibration/``) for the tests that
+#: need them: a folder named by ``$DPDEBLUR_PIXEL4_DIR``; those tests are skipped without it.
+PIXEL4_DIR = Path(os.environ.get("DPDEBLUR_PIXEL4_DIR", "") or "/nonexistent")
+PIXEL4_SKIP = "set DPDEBLUR_PIXEL4_DIR to a folder of Pixel 4 captures"
 
 H, W = 32, 48
 RGGB = (0, 1, 1, 2)

@@ -1,13 +1,13 @@
 """Real-data protocol (``bench quality --dataset pixel4``) on a tiny fixture in Xin et al.'s layout:
 black level, white-sheet vignetting gain, central crop, gain fit, deformed GT; and on the
-shared captures when present."""
+real Pixel 4 captures when $DPDEBLUR_PIXEL4_DIR names them."""
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from rawfixtures import PIXEL4_DIR, PIXEL4_SKIP
 from typer.testing import CliRunner
 
 from dpdeblur.bench.quality import QualityConfig, bench_quality
@@ -19,7 +19,7 @@ from dpdeblur.metrics import psnr_np
 from dpdeblur.models import create_model
 from dpdeblur.models.weights import save_weights
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "pixel4-dp"
+SHARED = PIXEL4_DIR
 H, W, h, w = 72, 96, 48, 64  # views and the reference's central crop
 
 
@@ -117,7 +117,7 @@ def test_bench_quality_pixel4_rows_cli_and_crops(root, tmp_path):
     assert r.exit_code == 2 and "--data-root" in r.output
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared Pixel 4 captures not present")
+@pytest.mark.skipif(not SHARED.is_dir(), reason=PIXEL4_SKIP)
 def test_shared_captures_load_with_the_protocol():
     ids = p4.scene_ids(SHARED)
     assert ids[:4] == ["001", "002", "003", "004"]

@@ -3,16 +3,17 @@ parametric model, and the sensor's noise statistics."""
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+
+from rawfixtures import PIXEL4_DIR, PIXEL4_SKIP
 
 from dpdeblur.data.psf import ParametricPSF, PSFBank, draw_parametric, kernel_radius, parametric_psf, rescale_kernel
 from dpdeblur.data.synth import SynthParams, sensor, synthesize_layered
 from dpdeblur.errors import InputError, UsageError
 
-PIXEL4 = Path(__file__).resolve().parents[2] / "shared" / "data" / "pixel4-dp"
+PIXEL4 = PIXEL4_DIR
 
 
 def centroid(k):
@@ -92,7 +93,7 @@ def test_bank_files_and_errors(tmp_path):
         SynthParams(bank_share=1.5).check()
 
 
-@pytest.mark.skipif(not PIXEL4.is_dir(), reason="shared Pixel 4 data not present")
+@pytest.mark.skipif(not PIXEL4.is_dir(), reason=PIXEL4_SKIP)
 def test_pixel4_bank_is_a_6x8_grid_of_asymmetric_kernels():
     bank = PSFBank.load(PIXEL4 / "calibration")
     assert bank.grid == (6, 8) and bank.left.shape == (48, 61, 61)

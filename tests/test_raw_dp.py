@@ -1,20 +1,17 @@
 """Dual-pixel raw reading: exact CFA extraction on tifffile-written fixtures,
 development consistency, orientation, crop, errors, view pairs and real Pixel 4 data."""
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
-from rawfixtures import H, W, dng_tags, frames, write_pair, write_single, write_spp2, write_subifd, write_two_ifd
+from rawfixtures import PIXEL4_DIR, PIXEL4_SKIP, H, W, dng_tags, frames, write_pair, write_single, write_spp2, write_subifd, write_two_ifd
 
 from dpdeblur.errors import InputError, UsageError
 from dpdeblur.io.dualpixel import FlatField, black_map, extract_views, srgb_decode, srgb_encode
 from dpdeblur.io.raw import pair_paths, read_dual_pixel, read_raw_frames
 
 B0, B1 = (500, 510, 520, 530), (250, 255, 260, 265)  # BlackLevel 2x2 patterns (row-major positions)
-# real Google Pixel 4 captures (<id>_left/_right.png + calibration/white_sheet_*.png), when available
-PIXEL = Path(os.environ.get("DPDEBLUR_PIXEL4_DIR", "") or "/nonexistent")
+PIXEL = PIXEL4_DIR
 
 
 def count_frames(path, limit=8):
@@ -199,7 +196,7 @@ def test_flat_field_exact_on_flat_scene():
     np.testing.assert_allclose(l2 + r2, 0.3 * (wl + wr), rtol=1e-5)  # combined unchanged
 
 
-@pytest.mark.skipif(not PIXEL.is_dir(), reason="set DPDEBLUR_PIXEL4_DIR to a pixel4-dp capture folder")
+@pytest.mark.skipif(not PIXEL.is_dir(), reason=PIXEL4_SKIP)
 def test_real_pixel4_captures():
     ff = (PIXEL / "calibration" / "white_sheet_left.png", PIXEL / "calibration" / "white_sheet_right.png")
     full = read_dual_pixel(PIXEL / "001_left.png")

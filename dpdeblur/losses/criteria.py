@@ -21,7 +21,7 @@ from torch import nn
 from dpdeblur.errors import UsageError
 from dpdeblur.losses.pixel import get_pixel_loss
 
-__all__ = ["PixelCriterion", "final_image", "build_criterion", "register_criterion", "DEFAULT_CRITERION"]
+__all__ = ["PixelCriterion", "final_image", "build_criterion", "register_criterion", "list_criteria", "DEFAULT_CRITERION"]
 
 #: Criterion used when none is named, per model family (anything else: charbonnier).
 DEFAULT_CRITERION: dict[str, str] = {"dmtnet": "charbonnier", "unet": "charbonnier", "fcn": "fcn"}
@@ -50,6 +50,11 @@ class PixelCriterion(nn.Module):
 def register_criterion(name: str, factory: Callable[..., nn.Module]) -> None:
     """Add a criterion: ``factory(card, **kw) -> Criterion``."""
     _FACTORIES[name.lower()] = factory
+
+
+def list_criteria() -> list[str]:
+    """Registered criterion names (what ``--loss`` accepts)."""
+    return list(_FACTORIES)
 
 
 for _name in ("charbonnier", "l1", "mse"):
