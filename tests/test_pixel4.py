@@ -1,6 +1,6 @@
 """Real-data protocol (``bench quality --dataset pixel4``) on a tiny fixture in Xin et al.'s layout:
 black level, white-sheet vignetting gain, central crop, gain fit, deformed GT; and on the
-real Pixel 4 captures when $DPDEBLUR_PIXEL4_DIR names them."""
+real Pixel 4 captures when present (tests/rawfixtures.py: PIXEL4_DIR)."""
 
 import json
 
