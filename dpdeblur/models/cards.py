@@ -131,3 +131,30 @@ register_model(
         ),
     )
 )
+
+register_model(
+    ModelCard(
+        name="unet-dp",
+        family="unet",
+        paper=JDRL_PAPER,
+        layout="dp",
+        views=("left", "right"),
+        multiple_of=16,
+        params=4856739,
+        macs=267021619200,
+        paper_params=None,
+        paper_macs=None,
+        paper_metrics={},
+        module="dpdeblur.models.unet",
+        builder="unet",
+        config={"base": 24, "depth": 5, "dropout": 0.0, "in_channels": 6, "residual": True},
+        tile_align=16,
+        notes=(
+            "JDRL's baseline U-Net (supplement Table 6) built for dual-pixel input, the way DPDNet (Abuolaim & "
+            "Brown, ECCV 2020) feeds a U-Net: the two views stacked left then right (6 channels); widths "
+            "24-48-96-192-384 (a CPU-trainable size), no dropout, and an image residual: output = mean of the "
+            "views + the last convolution (zero-initialised, no sigmoid). Five levels give a receptive field "
+            "of a few hundred pixels, what large real dual-pixel defocus (radii 10-30 px) needs."
+        ),
+    )
+)

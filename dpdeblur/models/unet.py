@@ -22,6 +22,11 @@ The up-sampling convolution (``up``):
 Other choices where the table is silent: no image residual (the sigmoid output
 is the image, as in the paper). Any input size: padded (reflect) to a multiple
 of 16.
+
+``residual=True`` (the dual-pixel variant ``unet-dp``): the output is the mean of the
+input's 3-channel images (the two views' average, i.e. the combined image) plus the
+last convolution (zero-initialised, no sigmoid), so the untrained network is the
+identity and training learns only the correction.
 """
 
 from __future__ import annotations
@@ -47,10 +52,12 @@ def _double_conv(cin: int, cout: int) -> nn.Sequential:
 
 
 class UNet(PaddedModel):
-    """Input :math:`(B, 3, H, W)`, output :math:`(B, 3, H, W)` in [0, 1]."""
+    """Input :math:`(B, 3V, H, W)` (V images stacked on channels, ``in_channels = 3V``),
+    output :math:`(B, 3, H, W)` (in [0, 1] unless ``residual``)."""
 
     def __init__(
-        self, base: int = 64, depth: int = 5, dropout: float = 0.4, in_channels: int = 3, up: str = "table6"
+        self, base: int = 64, depth: int = 5, dropout: float = 0.4, in_channels: int = 3, up: str = "table6",
+        residual: bool = False,
     ) -> None:
         super().__init__()
         if up not in UP_MODES:
@@ -68,6 +75,12 @@ class UNet(PaddedModel):
                                  for i in range(depth - 1)])
         self.dec = nn.ModuleList([_double_conv(2 * widths[i], widths[i]) for i in range(depth - 1)])
         self.out = nn.Conv2d(widths[0], 3, 3, padding=1)
+        self.residual = bool(residual)
+        if self.residual:
+            if in_channels % 3:
+                raise ValueError(f"unet residual needs 3-channel images stacked on channels, got in_channels={in_channels}")
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     def _up(self, i: int, x: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
@@ -76,6 +89,7 @@ class UNet(PaddedModel):
         return self.up[i](F.pad(x, (0, 1, 0, 1)))  # "same" padding of an even kernel, as the authors' code
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        base = x.unflatten(1, (-1, 3)).mean(dim=1) if self.residual else None
         skips = []
         depth = len(self.enc)
         for i, enc in enumerate(self.enc):
@@ -87,6 +101,8 @@ class UNet(PaddedModel):
             skips.append(x)
         for i in reversed(range(depth - 1)):
             x = self.dec[i](torch.cat([skips[i], self._up(i, x)], dim=1))
+        if self.residual:
+            return base + self.out(x)
         return torch.sigmoid(self.out(x))
 
     def adapt_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
