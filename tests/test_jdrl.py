@@ -38,6 +38,24 @@ def test_unet_any_size_sigmoid_and_dropout(size, tiny):
     assert torch.equal(model(x), model(x))  # dropout off in eval
 
 
+def test_unet_dp_card_counts_and_identity_start(tiny):
+    card = get_card("unet-dp")
+    assert card.layout == "dp" and card.views == ("left", "right") and card.in_channels == 6
+    model = create_model("unet-dp", device="meta")
+    assert sum(p.numel() for p in model.parameters()) == card.params
+    with FlopCounterMode(display=False) as fc:
+        model(torch.empty(1, 6, 1120, 1680, device="meta"))
+    assert fc.get_total_flops() // 2 == card.macs
+    m = tiny.model("unet-dp", train=True)
+    x = torch.rand(2, 6, 21, 35)
+    y = m(x)
+    torch.testing.assert_close(y, (x[:, :3] + x[:, 3:]) / 2)  # zero-initialised residual: the combined image
+    y.square().mean().backward()
+    assert m.out.weight.grad.abs().sum() > 0  # and it learns a correction
+    with pytest.raises(ValueError, match="residual"):
+        create_model("unet", in_channels=4, residual=True, device="meta")
+
+
 def test_kernels_isotropic_normalised_and_bounded():
     seeds = torch.randn(2, 35, 3, 4)
     ks = isotropic_kernels(seeds)
