@@ -1,10 +1,8 @@
 """``split-dp`` library side: dual-pixel files -> left / right / combined 16-bit PNGs.
 
-Layouts (``<id>`` = raw file stem, or the pair's stem without ``_left``/``_right``):
-
-- ``flat``: ``<id>_L.png``, ``<id>_R.png``, ``<id>_C.png``, ``<id>.json`` (+ ``<id>_M.png``)
-- ``dpdd``: ``<split>_l/source/<id>_L.png``, ``<split>_r/source/<id>_R.png``,
-  ``<split>_c/source/<id>.png``, ``<split>_c/meta/<id>.json`` (+ ``<split>_c/mask/<id>.png``)
+Layouts ``flat`` and ``dpdd`` (:mod:`dpdeblur.data.layouts`; ``<id>`` = raw file stem, or the
+pair's stem without its view suffix): left, right and combined views, a JSON sidecar and an
+optional mask per item.
 
 The JSON sidecar holds :attr:`DualPixelViews.meta`; the mask is 8-bit (255 = A+B saturated).
 """
@@ -14,20 +12,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dpdeblur.data.layouts import DPDD, LONG, get_layout, list_layouts, view_id
 from dpdeblur.errors import InputError, UsageError, few
-from dpdeblur.io.raw import PAIR_EXTS, RAW_EXTS, _PAIR_RE, is_pair_file, read_dual_pixel
+from dpdeblur.io.raw import PAIR_EXTS, RAW_EXTS, is_pair_file, read_dual_pixel
 from dpdeblur.utils.batch import ItemResult, expand_inputs
 
 __all__ = ["LAYOUTS", "SPLITS", "item_id", "output_paths", "dual_pixel_inputs", "split_dual_pixel"]
 
-LAYOUTS = ("flat", "dpdd")
-SPLITS = ("train", "val", "test")
+LAYOUTS = tuple(list_layouts("split-dp"))
+SPLITS = DPDD.splits
 
 
 def item_id(path: str | Path) -> str:
     p = Path(path)
-    m = _PAIR_RE.match(p.stem) if p.suffix.lower() in PAIR_EXTS else None
-    return m["id"] if m else p.stem
+    return view_id(p.stem, (LONG,)) if p.suffix.lower() in PAIR_EXTS else p.stem
 
 
 def output_paths(path: str | Path, outdir: str | Path, layout: str = "flat", split: str = "test") -> dict[str, Path]:
@@ -37,12 +35,8 @@ def output_paths(path: str | Path, outdir: str | Path, layout: str = "flat", spl
     if split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     i, o = item_id(path), Path(outdir)
-    if layout == "flat":
-        return {"left": o / f"{i}_L.png", "right": o / f"{i}_R.png", "combined": o / f"{i}_C.png",
-                "meta": o / f"{i}.json", "mask": o / f"{i}_M.png"}
-    c = o / f"{split}_c"
-    return {"left": o / f"{split}_l" / "source" / f"{i}_L.png", "right": o / f"{split}_r" / "source" / f"{i}_R.png",
-            "combined": c / "source" / f"{i}.png", "meta": c / "meta" / f"{i}.json", "mask": c / "mask" / f"{i}.png"}
+    paths = DPDD.item_paths(o, split, i) if layout == DPDD.name else get_layout(layout).item_paths(o, i)
+    return {k: paths[k] for k in ("left", "right", "combined", "meta", "mask")}
 
 
 def dual_pixel_inputs(inputs, recursive: bool = False) -> list[Path]:

@@ -30,12 +30,8 @@ from dpdeblur.train.config import TrainConfig
 from dpdeblur.train.dist import DistEnv, all_reduce_, barrier, pick_device
 from dpdeblur.utils.atomic import atomic_write_text
 
-__all__ = ["fit", "RunResult", "EMA", "lr_at", "VAL_SPLIT", "build_data", "load_run_config", "check_resume",
+__all__ = ["fit", "RunResult", "EMA", "lr_at", "build_data", "load_run_config", "check_resume",
            "amp_enabled", "last_checkpoint", "FIXED_ON_RESUME"]
-
-#: Validation split per data set (None: no validation).
-VAL_SPLIT = {"dpdd": "val", "sdd": "test", "gopro": "test", "folder": None}
-
 
 @dataclass
 class RunResult:
@@ -148,13 +144,14 @@ def _seed_all(seed: int) -> None:
 def build_data(cfg: TrainConfig, card, env: DistEnv = DistEnv()):
     """Check and open the training (and validation) data; every problem raises before training."""
     from dpdeblur.data import check_fit, check_readable, find_pairs
+    from dpdeblur.data.layouts import get_layout
     from dpdeblur.data.patches import FullImageDataset, ImageSource, PatchDataset
 
     kw = dict(blur=cfg.blur, sharp=cfg.sharp, left=cfg.left, right=cfg.right)
     train = find_pairs(cfg.dataset, cfg.data_root, "train", **kw)
     check_fit(train, card)
     check_readable(train, min_size=cfg.patch)
-    split = VAL_SPLIT.get(cfg.dataset)
+    split = get_layout(cfg.dataset).val_split  # find_pairs checked the name
     val = None
     if split is not None:
         try:
@@ -167,7 +164,7 @@ def build_data(cfg: TrainConfig, card, env: DistEnv = DistEnv()):
     cache = Path(cfg.cache) if cfg.cache else None
 
     def sources():  # rank 0 builds the cache, the others then open it
-        src = ImageSource(train, cache / "train" if cache else None)
+        src = ImageSource(train, cache / train.split if cache else None)
         vsrc = ImageSource(val, cache / split if cache else None) if val is not None else None
         ds = PatchDataset(src, views, cfg.patch, cfg.patch_mode, cfg.overlap, cfg.flips, cfg.drop_flat, cfg.crops_per_image,
                           flow_dir=cfg.flow_cache)
