@@ -7,10 +7,6 @@ import numpy as np
 
 from dpdeblur.io.images import write_image
 
-TINY = dict(dim=12, blocks=1, heads=2, window=4, channels=8, n_rbm=1, n_rm=1)
-TINY_FLAG = "dim=12,blocks=1,heads=2,window=4,channels=8,n_rbm=1,n_rm=1"
-
-
 def dp_scene(h=64, w=64, seed=0, shift=2, sigma=1.5):
     """Sharp texture; left/right views = blurred copies shifted by +-shift px; combined = their mean."""
     rng = np.random.default_rng(seed)

@@ -5,7 +5,17 @@ Geometry: a 2x2 RGGB CFA, ``H x W`` active pixels (LibRaw refuses < 22 px).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
+
+#: Real Google Pixel 4 captures (``<id>_left/_right.png``, ``calibration/``) for the tests that
+#: need them: ``$DPDEBLUR_PIXEL4_DIR``, else the team's shared data set beside the checkout
+#: (``../shared/data/pixel4-dp``, which CI has); those tests are skipped when neither exists.
+_BESIDE = Path(__file__).resolve().parents[2] / "shared" / "data" / "pixel4-dp"
+PIXEL4_DIR = Path(os.environ.get("DPDEBLUR_PIXEL4_DIR", "") or _BESIDE)
+PIXEL4_SKIP = "no Pixel 4 captures: set DPDEBLUR_PIXEL4_DIR (or place them at ../shared/data/pixel4-dp)"
 
 H, W = 32, 48
 RGGB = (0, 1, 1, 2)

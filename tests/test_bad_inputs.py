@@ -20,10 +20,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from _train_data import TINY, TINY_FLAG, make_dpdd
+from _train_data import make_dpdd
 from dpdeblur.cli import app
 from dpdeblur.io.images import write_image
-from dpdeblur.models import create_model
 from dpdeblur.models.weights import save_weights
 
 
@@ -42,7 +41,7 @@ def _big_header_png(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
+def ws(tmp_path_factory, tiny):
     """A workspace of good and bad inputs and a trained (1 step) run folder."""
     root = tmp_path_factory.mktemp("corpus")
     (root / "in").mkdir()
@@ -59,13 +58,13 @@ def ws(tmp_path_factory):
     good = (root / "in/a_L.png").read_bytes()
     (root / "trunc_L.png").write_bytes(good[: len(good) // 2])
     shutil.copy(root / "in/a_R.png", root / "trunc_R.png")
-    save_weights(create_model("dmtnet-t", **TINY), root / "dp.safetensors")
+    save_weights(tiny.model("dmtnet-t"), root / "dp.safetensors")
     data = make_dpdd(root / "data", n=(2, 1, 0), h=48, w=48)
     # a DPDD root whose right views are missing
     shutil.copytree(data / "train_l", root / "dpdd_no_r/test_l")
     shutil.copytree(data / "train_c", root / "dpdd_no_r/test_c")
     r = CliRunner().invoke(app, ["train", "--dataset", "dpdd", "--data-root", str(data), "--model", "dmtnet-t",
-                                 "--model-config", TINY_FLAG, "--patch", "16", "--overlap", "0", "--batch-size", "2",
+                                 "--model-config", tiny.flag("dmtnet"), "--patch", "16", "--overlap", "0", "--batch-size", "2",
                                  "--max-steps", "1", "-q", "--out", str(root / "run")])
     assert r.exit_code == 0, r.output
     (root / "runbad").mkdir()
@@ -86,11 +85,11 @@ def _snapshot(root: Path) -> dict[str, tuple]:
 
 
 W = "{ws}/dp.safetensors"
-DEBLUR = ["deblur", "--model", "dmtnet-t", "--weights", W, "--model-config", TINY_FLAG]
+DEBLUR = ["deblur", "--model", "dmtnet-t", "--weights", W, "--model-config", "{tiny}"]
 LR = ["--left", "{ws}/in/a_L.png", "--right", "{ws}/in/a_R.png", "-o", "{ws}/out", "--tile", "0"]
-TRAIN = ["train", "--dataset", "dpdd", "--data-root", "{ws}/data", "--model", "dmtnet-t", "--model-config", TINY_FLAG,
+TRAIN = ["train", "--dataset", "dpdd", "--data-root", "{ws}/data", "--model", "dmtnet-t", "--model-config", "{tiny}",
          "--patch", "16", "--batch-size", "2", "--max-steps", "1", "-q"]
-SPEED = ["bench", "speed", "-m", "dmtnet-t", "--model-config", TINY_FLAG, "--size", "32x32", "--runs", "1", "--warmup", "0"]
+SPEED = ["bench", "speed", "-m", "dmtnet-t", "--model-config", "{tiny}", "--size", "32x32", "--runs", "1", "--warmup", "0"]
 QUALITY = ["bench", "quality", "--dataset", "dpdd", "--data-root", "{ws}/data", "--split", "val", "--model", "identity"]
 
 # (id, argv, exit code, text the message must contain)
@@ -201,9 +200,9 @@ def test_corpus_is_large_and_covers_every_command():
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(ws, case):
+def test_bad_input(ws, case, tiny):
     _, argv, code, needle = case
-    args = [a.replace("{ws}", str(ws)) for a in argv]
+    args = [a.replace("{ws}", str(ws)).replace("{tiny}", tiny.flag("dmtnet")) for a in argv]
     before = _snapshot(ws)
     r = CliRunner().invoke(app, args)
     text = r.stdout + r.stderr

@@ -13,11 +13,7 @@ from dpdeblur.bench.report import compare_reports
 from dpdeblur.cli import app
 from dpdeblur.io.images import read_image, write_image
 from dpdeblur.metrics import mae_np, psnr_np, ssim_np
-from dpdeblur.models import create_model
 from dpdeblur.models.weights import save_weights
-
-TINY = "dim=12,blocks=1,heads=2,window=4"
-
 
 def cli(*args):
     return CliRunner().invoke(app, ["bench", *[str(a) for a in args]], catch_exceptions=False)
@@ -33,7 +29,7 @@ def texture(h, w, seed):
 
 
 @pytest.fixture(scope="module")
-def dpdd(tmp_path_factory):
+def dpdd(tmp_path_factory, tiny):
     root = tmp_path_factory.mktemp("dpdd")
     rng = np.random.default_rng(0)
     for i in range(3):
@@ -46,7 +42,7 @@ def dpdd(tmp_path_factory):
         write_image(root / "test_r/source" / f"s{i}_R.png", right, 16)
     (root / "indoor.txt").write_text("s0\ns2.png\n")
     (root / "outdoor.txt").write_text("s1\n")
-    save_weights(create_model("dmtnet-t", dim=12, blocks=1, heads=2, window=4), root / "w.safetensors")
+    save_weights(tiny.model("dmtnet-t"), root / "w.safetensors")
     return root
 
 
@@ -82,10 +78,10 @@ def test_offset_model_scores_20db(tmp_path):
     assert report["meta"]["bit_depth"] == [16] and report["meta"]["lpips"] == LPIPS_SKIPPED
 
 
-def test_dpdd_cli_outputs(dpdd, tmp_path):
+def test_dpdd_cli_outputs(dpdd, tmp_path, tiny):
     out = tmp_path / "q.json"
     r = cli("quality", "--dataset", "dpdd", "--data-root", dpdd, "--model", "dmtnet-t", "--weights", dpdd / "w.safetensors",
-            "--model-config", TINY, "--device", "cpu", "--csv", tmp_path / "q.csv", "--markdown", tmp_path / "q.md",
+            "--model-config", tiny.flag("dmtnet"), "--device", "cpu", "--csv", tmp_path / "q.csv", "--markdown", tmp_path / "q.md",
             "--save-images", 1, tmp_path / "crops", "--crop", 32, "-o", out, "--ssim", "skimage-default")
     assert r.exit_code == 0, r.output
     assert "skimage-default" in r.stdout and LPIPS_SKIPPED in r.stdout

@@ -57,17 +57,19 @@ def test_parse_model_config():
         parse_model_config(["dim"])
 
 
-def test_bench_speed_rows_and_tiling_overhead():
+def test_bench_speed_rows_and_tiling_overhead(tiny):
     """Speed rows for whole and tiled runs of a tiny model: MACs, throughput, overlap area."""
     from dpdeblur.bench.speed import SpeedConfig, bench_speed
 
-    tiny = dict(dim=12, blocks=1, heads=2, window=4)
     rep = bench_speed(SpeedConfig(models=["dmtnet-t"], precisions=["fp32"], tiles=[0, 32], sizes=[(64, 96)],
-                                  overlap=8, runs=1, warmup=0, overrides={"dmtnet-t": tiny}))
+                                  overlap=8, runs=1, warmup=0, overrides={"dmtnet-t": tiny.config("dmtnet")}))
     whole, tiled = rep["rows"]
     assert (whole["tile"], tiled["tile"]) == (0, 32)
     assert whole["size"] == "64x96" and whole["precision"] == "fp32"
     assert whole["mpix_per_s"] == pytest.approx(64 * 96 / 1e6 / (whole["latency_ms"] / 1000))
     assert whole["gflops"] == pytest.approx(2 * whole["gmacs"] / (whole["latency_ms"] / 1000))
-    assert 0 < whole["pct_of_peak"] and "conv3x3_gflops" in next(iter(rep["meta"]["peaks"].values()))
+    peak = next(iter(rep["meta"]["peaks"].values()))
+    assert peak["matmul_size"] == 2048 and peak["conv3x3_gflops"] > 0 and peak["matmul_gflops"] > 0
+    assert whole["pct_of_conv_peak"] == pytest.approx(100 * whole["gflops"] / peak["conv3x3_gflops"])
+    assert whole["pct_of_matmul_peak"] == pytest.approx(100 * whole["gflops"] / peak["matmul_gflops"])
     assert tiled["overlap_extra_area_pct"] > 0 and "tile_overhead_pct" in tiled

@@ -12,24 +12,22 @@ from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 import rawfixtures as rf
-from _train_data import TINY, TINY_FLAG
 from dpdeblur.cli import app
 from dpdeblur.errors import InputError, WeightsError
 from dpdeblur.io.images import read_image, write_image
-from dpdeblur.models import create_model
 from dpdeblur.models.weights import read_state_dict, save_weights
 from dpdeblur.utils.atomic import atomic_write_bytes
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
+def weights(tmp_path_factory, tiny):
     p = tmp_path_factory.mktemp("w") / "dp.safetensors"
-    save_weights(create_model("dmtnet-t", **TINY), p)
+    save_weights(tiny.model("dmtnet-t"), p)  # records the tiny config: no --model-config needed
     return p
 
 
 def deblur(weights, *args):
-    return CliRunner().invoke(app, ["deblur", "--model", "dmtnet-t", "--weights", str(weights), "--model-config", TINY_FLAG,
+    return CliRunner().invoke(app, ["deblur", "--model", "dmtnet-t", "--weights", str(weights),
                                     "--tile", "0", *[str(a) for a in args]])
 
 
@@ -132,12 +130,12 @@ def test_pairs_keep_alpha_and_the_same_file_twice_is_warned(tmp_path, weights):
     assert im.alpha is not None and np.array_equal(np.rint(im.alpha * 255).astype(np.uint8), rgba[..., 3])
 
 
-def test_ctrl_c_in_train_says_where_the_checkpoint_is(tmp_path, monkeypatch):
+def test_ctrl_c_in_train_says_where_the_checkpoint_is(tmp_path, monkeypatch, tiny):
     import dpdeblur.train as train
     from _train_data import make_dpdd
 
     data = make_dpdd(tmp_path / "d", n=(1, 0, 0), h=32, w=32)
-    args = ["train", "--dataset", "dpdd", "--data-root", str(data), "--model", "dmtnet-t", "--model-config", TINY_FLAG,
+    args = ["train", "--dataset", "dpdd", "--data-root", str(data), "--model", "dmtnet-t", "--model-config", tiny.flag("dmtnet"),
             "--patch", "16", "--batch-size", "1", "--max-steps", "2", "-q", "--out", str(tmp_path / "run")]
     assert CliRunner().invoke(app, args).exit_code == 0
     real = train.fit
@@ -193,11 +191,11 @@ def test_synth_report_counts_what_was_written(tmp_path):
     assert written == {i["id"] for i in manifest["items"]}
 
 
-def test_resume_accepts_the_runs_own_settings_given_again(tmp_path):
+def test_resume_accepts_the_runs_own_settings_given_again(tmp_path, tiny):
     from _train_data import make_dpdd
 
     data = make_dpdd(tmp_path / "d", n=(1, 0, 0), h=32, w=32)
-    cfgs = TINY_FLAG + ",scales=(1,2)"
+    cfgs = tiny.flag("dmtnet") + ",scales=(1,2)"
     args = ["train", "--dataset", "dpdd", "--data-root", str(data), "--model", "dmtnet-t", "--model-config", cfgs,
             "--patch", "16", "--batch-size", "1", "-q", "--out", str(tmp_path / "run")]
     assert CliRunner().invoke(app, [*args, "--max-steps", "1"]).exit_code == 0
@@ -205,6 +203,6 @@ def test_resume_accepts_the_runs_own_settings_given_again(tmp_path):
     assert r.exit_code == 0, r.output
     before = (tmp_path / "run/config.json").read_bytes()
     r = CliRunner().invoke(app, [*args[:-3], "--out", str(tmp_path / "run"), "--resume", "--max-steps", "3",
-                                 "--model-config", TINY_FLAG])  # a different one: refused, nothing written
+                                 "--model-config", tiny.flag("dmtnet")])  # a different one: refused, nothing written
     assert r.exit_code == 2 and "model_config" in r.stderr
     assert (tmp_path / "run/config.json").read_bytes() == before

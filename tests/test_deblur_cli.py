@@ -1,5 +1,5 @@
 """`dpdeblur deblur` end to end on generated files with tiny models (weights saved by save_weights,
-the tiny builder config passed back with --model-config)."""
+which records the tiny builder config in the file: no --model-config needed)."""
 
 import json
 import os
@@ -14,27 +14,17 @@ from typer.testing import CliRunner
 from dpdeblur.cli import app
 from dpdeblur.io.images import read_image, write_image
 from dpdeblur.io.metadata import read_metadata
-from dpdeblur.models import ModelCard, create_model, list_models, register_model
+from dpdeblur.models import create_model
 from dpdeblur.models.weights import save_weights
 
-TINY = dict(dim=12, blocks=1, heads=3, channels=8, n_rbm=1, n_rm=1)
-CFG = [a for k, v in TINY.items() for a in ("--model-config", f"{k}={v}")]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
 ENV.pop("DPDEBLUR_WEIGHTS_DIR", None)
 
-if "test-rgb" not in list_models():  # a single-image model for the rgb code path (DMTNet on one view)
-    register_model(ModelCard(
-        name="test-rgb", family="test", paper="-", layout="rgb", views=(), multiple_of=4, params=0, macs=0,
-        paper_params=None, paper_macs=None, module="dpdeblur.models.dmtnet", builder="dmtnet",
-        config={"n_dmssrm": 0, "in_views": 1},
-    ))
-
-
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
+def weights(tmp_path_factory, tiny):
     d = tmp_path_factory.mktemp("w")
-    save_weights(create_model("dmtnet-t", **TINY), d / "dp.safetensors")
-    save_weights(create_model("test-rgb", **TINY), d / "rgb.safetensors")
+    save_weights(tiny.model("dmtnet-t"), d / "dp.safetensors")
+    save_weights(tiny.model("unet"), d / "rgb.safetensors")  # a single-image model for the rgb code path
     return d
 
 
@@ -68,7 +58,7 @@ def pairs(tmp_path):
 
 def test_batch_pairs_json_skip_overwrite(pairs, weights, tmp_path):
     out = tmp_path / "out"
-    args = [pairs, "-o", out, "--model", "dmtnet-t", "--weights", weights / "dp.safetensors", *CFG, "--tile", "32", "--overlap", "16", "--json"]
+    args = [pairs, "-o", out, "--model", "dmtnet-t", "--weights", weights / "dp.safetensors", "--tile", "32", "--overlap", "16", "--json"]
     r = cli(*args)
     assert r.exit_code == 1, r.output  # partial failure
     rep = json.loads(r.stdout)
@@ -90,7 +80,7 @@ def test_batch_pairs_json_skip_overwrite(pairs, weights, tmp_path):
 def test_views_stacked_right_then_left(pairs, weights, tmp_path):
     import dpdeblur
 
-    model = create_model("dmtnet-t", weights=weights / "dp.safetensors", **TINY)
+    model = create_model("dmtnet-t", weights=weights / "dp.safetensors")  # the tiny config comes from the file
     l, r = read_image(pairs / "a_L.png").rgb, read_image(pairs / "a_R.png").rgb
     y = dpdeblur.deblur((l, r), model=model, tile=0)
     import torch
@@ -101,7 +91,7 @@ def test_views_stacked_right_then_left(pairs, weights, tmp_path):
     assert np.abs(y - ref).max() < 1e-6
     out = tmp_path / "o"
     cli("--left", pairs / "a_L.png", "--right", pairs / "a_R.png", "-o", out, "--model", "dmtnet-t",
-        "--weights", weights / "dp.safetensors", *CFG, "--tile", "0", "--bit-depth", "16", "--ext", "png")
+        "--weights", weights / "dp.safetensors", "--tile", "0", "--bit-depth", "16", "--ext", "png")
     assert np.abs(read_image(out / "a_deblurred.png").rgb - ref).max() <= 0.5 / 65535 + 1e-6
     # the path API pairs <id>_L with <id>_R by itself
     assert np.abs(dpdeblur.deblur(str(pairs / "a_L.png"), model=model, tile=0) - y).max() < 1e-6
@@ -114,7 +104,7 @@ def test_dpdd_layout(tmp_path, weights):
             (root / f"{split}_{v}" / "source").mkdir(parents=True)
             for i in ("1P0A1", "1P0A2"):
                 write_image(root / f"{split}_{v}" / "source" / f"{i}_{v.upper()}.png", rnd(32, 48, depth=16, seed=seed), 16)
-    r = cli(root, "-o", tmp_path / "o", "--model", "dmtnet-t", "--weights", weights / "dp.safetensors", *CFG, "--json")
+    r = cli(root, "-o", tmp_path / "o", "--model", "dmtnet-t", "--weights", weights / "dp.safetensors", "--json")
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["1P0A1_deblurred.png", "1P0A2_deblurred.png"]
 
@@ -128,7 +118,7 @@ def test_rgb_model_gray_rgba_rotated(tmp_path, weights):
     ex[0x0112] = 6
     ex[0x010F] = "Canon"
     PILImage.fromarray(rnd(30, 40)).save(d / "rot.jpg", exif=ex, icc_profile=b"icc" * 50, quality=95)
-    r = cli(d, "-o", tmp_path / "o", "--model", "test-rgb", "--weights", weights / "rgb.safetensors", *CFG, "--json", "--quality", "90")
+    r = cli(d, "-o", tmp_path / "o", "--model", "unet", "--weights", weights / "rgb.safetensors", "--json", "--quality", "90")
     assert r.exit_code == 0, r.output
     o = tmp_path / "o"
     g = read_image(o / "gray_deblurred.png")
@@ -156,7 +146,7 @@ def test_missing_weights_fail_before_work(pairs, tmp_path):
 
 @pytest.mark.parametrize("extra", [["--left", "x_L.png"], ["--blend", "plain"], ["--bit-depth", "12"], ["--model-config", "oops"]])
 def test_usage_errors_exit_2(pairs, weights, extra):
-    r = cli(pairs, "--model", "dmtnet-t", "--weights", weights / "dp.safetensors", *CFG, *extra)
+    r = cli(pairs, "--model", "dmtnet-t", "--weights", weights / "dp.safetensors", *extra)
     assert r.exit_code == 2, r.output
     assert "error:" in r.output
 
@@ -165,10 +155,10 @@ def test_rgb_api_accepts_arrays(weights):
     import dpdeblur
 
     img = rnd(33, 47)
-    y = dpdeblur.deblur(img, model="test-rgb", weights=weights / "rgb.safetensors", tile=32, overlap=16, model_config=TINY)
+    y = dpdeblur.deblur(img, model="unet", weights=weights / "rgb.safetensors", tile=32, overlap=16)
     assert y.shape == (33, 47, 3) and y.dtype == np.float32 and 0 <= y.min() and y.max() <= 1
     with pytest.raises(Exception, match="dual-pixel"):
-        dpdeblur.deblur(img, model="dmtnet-t", weights=weights / "dp.safetensors", model_config=TINY)
+        dpdeblur.deblur(img, model="dmtnet-t", weights=weights / "dp.safetensors")
 
 
 def test_globs_and_recursive_folders(pairs, weights, tmp_path):
@@ -176,7 +166,7 @@ def test_globs_and_recursive_folders(pairs, weights, tmp_path):
     sub.mkdir()
     for v, seed in (("L", 3), ("R", 4)):
         write_image(sub / f"k_{v}.jpg", rnd(40, 56, seed=seed), 8)
-    common = ["--model", "dmtnet-t", "--weights", weights / "dp.safetensors", *CFG, "--json"]
+    common = ["--model", "dmtnet-t", "--weights", weights / "dp.safetensors", "--json"]
     r = cli(str(pairs / "a_*.png"), "-o", tmp_path / "g", *common)  # a glob: the twins pair up
     assert r.exit_code == 0 and json.loads(r.stdout)["ok"] == 1
     r = cli(str(pairs / "sub"), "-o", tmp_path / "r", *common, "--ext", "png")

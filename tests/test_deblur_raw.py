@@ -8,16 +8,12 @@ from typer.testing import CliRunner
 
 import rawfixtures as rf
 from dpdeblur.cli import app
-from dpdeblur.models import create_model
 from dpdeblur.models.weights import save_weights
 
-TINY = "dim=12,blocks=1,heads=3,channels=8,n_rbm=1,n_rm=1"
-
-
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
+def weights(tmp_path_factory, tiny):
     p = tmp_path_factory.mktemp("w") / "dp.safetensors"
-    save_weights(create_model("dmtnet-t", dim=12, blocks=1, heads=3, channels=8, n_rbm=1, n_rm=1), p)
+    save_weights(tiny.model("dmtnet-t"), p)  # the file records the tiny config
     return p
 
 
@@ -34,7 +30,7 @@ def test_deblur_raw_end_to_end(tmp_path, weights):
     rf.write_single(single, f0, rf.dng_tags())
     out = tmp_path / "out"
     r = CliRunner().invoke(app, ["deblur", str(src), str(single), "-o", str(out), "--model", "dmtnet-t", "--weights", str(weights),
-                                 "--model-config", TINY, "--json", "--tile", "0"])
+                                 "--json", "--tile", "0"])
     assert r.exit_code == 1, r.output  # the single-frame file fails, the batch goes on
     rep = json.loads(r.stdout[r.stdout.index("{"):])
     by = {i["name"]: i for i in rep["items"]}
@@ -58,8 +54,7 @@ def test_deblur_raw_end_to_end(tmp_path, weights):
     from dpdeblur.io.raw import read_dual_pixel
 
     v = read_dual_pixel(src)
-    sensor = dpdeblur.deblur((v.left, v.right), model="dmtnet-t", weights=weights, tile=0,
-                             model_config=dict(dim=12, blocks=1, heads=3, channels=8, n_rbm=1, n_rm=1))
+    sensor = dpdeblur.deblur((v.left, v.right), model="dmtnet-t", weights=weights, tile=0)
     assert sensor.shape[1] > sensor.shape[0]  # views stay in sensor orientation through the network
     assert np.abs(arr / 65535.0 - apply_orientation(sensor, 6)).max() <= 1 / 65535 + 1e-6
 
@@ -70,17 +65,15 @@ def test_deblur_raw_python_api(tmp_path, weights):
 
     src = raw_file(tmp_path / "a.dng")
     views = read_dual_pixel(src)
-    y = dpdeblur.deblur(src, model="dmtnet-t", weights=weights, tile=0,
-                        model_config=dict(dim=12, blocks=1, heads=3, channels=8, n_rbm=1, n_rm=1))
+    y = dpdeblur.deblur(src, model="dmtnet-t", weights=weights, tile=0)
     assert y.shape == views.combined.shape and y.dtype == np.float32
     # the same result as handing the views in explicitly
-    y2 = dpdeblur.deblur((views.left, views.right), model="dmtnet-t", weights=weights, tile=0,
-                         model_config=dict(dim=12, blocks=1, heads=3, channels=8, n_rbm=1, n_rm=1))
+    y2 = dpdeblur.deblur((views.left, views.right), model="dmtnet-t", weights=weights, tile=0)
     assert np.allclose(y, y2, atol=1e-6)
 
 
 def test_bad_stored_view_is_usage_error(tmp_path, weights):
     src = raw_file(tmp_path / "a.dng")
-    r = CliRunner().invoke(app, ["deblur", str(src), "--model", "dmtnet-t", "--weights", str(weights), "--model-config", TINY,
+    r = CliRunner().invoke(app, ["deblur", str(src), "--model", "dmtnet-t", "--weights", str(weights),
                                  "--stored-view", "top"])
     assert r.exit_code == 2 and "--stored-view" in r.output

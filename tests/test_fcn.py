@@ -8,8 +8,6 @@ from dpdeblur.losses.fcn import MultiStageRatioLoss
 from dpdeblur.models import create_model, get_card
 from dpdeblur.models.fcn import merge_patches, split_patches
 
-TINY = dict(dim=8, n_pb=1, n_efem=1, n_rim=1, groups=2)
-
 
 def test_counts_match_card_and_paper():
     card = get_card("fcn")
@@ -41,8 +39,8 @@ def test_patch_split_merge_roundtrip(grid):
 
 
 @pytest.mark.parametrize("size", [(32, 48), (37, 53), (5, 7)])
-def test_any_size_returns_every_stage(size):
-    model = create_model("fcn", **TINY)
+def test_any_size_returns_every_stage(size, tiny):
+    model = create_model("fcn", **tiny.config("fcn"))
     x = torch.rand(2, 3, *size, requires_grad=True)
     out = model(x)
     assert isinstance(out, list) and len(out) == 4
@@ -52,8 +50,8 @@ def test_any_size_returns_every_stage(size):
         assert p.grad is not None, f"no gradient reaches {name}"
 
 
-def test_padding_is_cropped():
-    model = create_model("fcn", **TINY).eval()
+def test_padding_is_cropped(tiny):
+    model = create_model("fcn", **tiny.config("fcn")).eval()
     x = torch.rand(1, 3, 33, 47)
     with torch.no_grad():
         from dpdeblur.models.blocks import pad_to_multiple
@@ -65,14 +63,14 @@ def test_padding_is_cropped():
             assert torch.allclose(a, b[..., :33, :47])
 
 
-def test_query_maps_in_unit_interval():
-    model = create_model("fcn", **TINY)
+def test_query_maps_in_unit_interval(tiny):
+    model = create_model("fcn", **tiny.config("fcn"))
     q = model.stages[0].qk.query_maps(torch.randn(2, 8, 16, 16) * 10)
     assert q.shape == (2, 2, 16, 16) and q.min() >= 0 and q.max() <= 1
 
 
-def test_zero_output_heads_give_identity():
-    model = create_model("fcn", **TINY)
+def test_zero_output_heads_give_identity(tiny):
+    model = create_model("fcn", **tiny.config("fcn"))
     for m in list(model.msam) + [model.rim]:
         conv = m.to_img if hasattr(m, "to_img") else m.tail
         torch.nn.init.zeros_(conv.weight)
@@ -121,7 +119,7 @@ def test_ratio_loss_on_single_tensor_and_wrong_length():
         crit([gt, gt], {"sharp": gt}, 0)
 
 
-def test_query_key_groups_follow_the_stage_patch_count():
+def test_query_key_groups_follow_the_stage_patch_count(tiny):
     """Section 3.2: as many queries and key groups as image chunks at each stage (8, 4, 2, 1)."""
     model = create_model("fcn", device="meta")
     assert get_card("fcn").config["groups"] == (8, 4, 2, 1) and model.groups == (8, 4, 2, 1)
@@ -132,13 +130,13 @@ def test_query_key_groups_follow_the_stage_patch_count():
     assert [s.qk.groups for s in old.stages] == [8] * 4
     assert sum(p.numel() for p in old.parameters()) - get_card("fcn").params == 97 * (4 * 8 - (8 + 4 + 2 + 1)) == 1649
     with pytest.raises(ValueError, match="fcn groups"):
-        create_model("fcn", **{**TINY, "groups": (8, 4, 2)})
+        create_model("fcn", **{**tiny.config("fcn"), "groups": (8, 4, 2)})
     with pytest.raises(ValueError, match="fcn groups"):
-        create_model("fcn", **{**TINY, "groups": 3})
+        create_model("fcn", **{**tiny.config("fcn"), "groups": 3})
 
 
-def test_single_query_map_weighs_every_key_group():
-    model = create_model("fcn", **{**TINY, "groups": (8, 4, 2, 1)})
+def test_single_query_map_weighs_every_key_group(tiny):
+    model = create_model("fcn", **{**tiny.config("fcn"), "groups": (8, 4, 2, 1)})
     qk = model.stages[3].qk
     x = torch.randn(1, 8, 16, 16)
     q = qk.query_maps(x)

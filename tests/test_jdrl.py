@@ -29,8 +29,8 @@ def test_unet_card_and_counts():
 
 
 @pytest.mark.parametrize("size", [(16, 16), (21, 35)])
-def test_unet_any_size_sigmoid_and_dropout(size):
-    model = create_model("unet", base=4, depth=3)
+def test_unet_any_size_sigmoid_and_dropout(size, tiny):
+    model = tiny.model("unet", train=True)
     x = torch.rand(2, 3, *size)
     y = model(x)
     assert y.shape == (2, 3, *size) and y.min() >= 0 and y.max() <= 1

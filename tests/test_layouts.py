@@ -76,6 +76,9 @@ def test_dpdd_writers_and_readers_agree(tmp_path):
 
 def test_flat_samples_aligned_and_pixel_pairs(tmp_path):
     assert [p.name for p in FLAT.item_paths(tmp_path, "x").values()] == ["x_L.png", "x_R.png", "x_C.png", "x.json", "x_M.png"]
+    assert FLAT.item_paths(tmp_path, "x", "gif")["wiggle"].name == "x_wiggle.gif"
+    assert DPDD.item_paths(tmp_path, "val", "x", "webp")["wiggle"].relative_to(tmp_path).as_posix() == "val_c/wiggle/x.webp"
+    assert output_paths("x_left.png", tmp_path, "dpdd", "val", "webp")["wiggle"] == DPDD.item_paths(tmp_path, "val", "x", "webp")["wiggle"]
     assert [p.relative_to(tmp_path).as_posix() for p in SAMPLES.item_paths(tmp_path, "x").values()] == [
         "x_L.png", "x_R.png", "combined/x.png", "sharp/x.png"]
     assert [p.relative_to(tmp_path).as_posix() for p in ALIGNED.item_paths(tmp_path, "x").values()] == [

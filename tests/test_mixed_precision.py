@@ -8,16 +8,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from _train_data import TINY, TINY_FLAG, make_dpdd
+from _train_data import make_dpdd
 from dpdeblur.cli import app
 from dpdeblur.flow.warp import warp
 from dpdeblur.io.images import read_image, write_image
-from dpdeblur.models import create_model
 from dpdeblur.models.jdrl import ReblurNet
 from dpdeblur.models.weights import save_weights
 from dpdeblur.train import fit, resolve_config
 
-FAMILIES = {"dmtnet-t": TINY, "fcn": dict(dim=8, n_pb=1, n_efem=1, n_rim=1, groups=2), "unet": dict(base=4, depth=3)}
+FAMILIES = ("dmtnet-t", "fcn", "unet")
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +25,8 @@ def dpdd(tmp_path_factory):
 
 
 @pytest.mark.parametrize("jdrl", [False, True], ids=["plain", "jdrl"])
-@pytest.mark.parametrize("model", list(FAMILIES))
-def test_one_bf16_training_step_on_cpu(dpdd, tmp_path, monkeypatch, model, jdrl):
+@pytest.mark.parametrize("model", FAMILIES)
+def test_one_bf16_training_step_on_cpu(dpdd, tmp_path, monkeypatch, model, jdrl, tiny):
     import dpdeblur.losses as losses
 
     seen: dict = {}
@@ -49,7 +48,7 @@ def test_one_bf16_training_step_on_cpu(dpdd, tmp_path, monkeypatch, model, jdrl)
     convs = set()  # the dtypes the model's convolutions computed in (bf16: autocast was on)
     hook = torch.nn.modules.module.register_module_forward_hook(
         lambda m, i, o: convs.add(o.dtype) if isinstance(m, torch.nn.Conv2d) and torch.is_tensor(o) else None)
-    cfg = resolve_config(dict(model=model, data_root=str(dpdd), model_config=FAMILIES[model], out=str(tmp_path / "run"),
+    cfg = resolve_config(dict(model=model, data_root=str(dpdd), model_config=tiny.config(model), out=str(tmp_path / "run"),
                               patch=32, batch_size=1, max_steps=1, progress=False, log_every=1, amp=True, jdrl=jdrl or None,
                               device="cpu", val_every=0))
     try:
@@ -93,16 +92,16 @@ def test_reblurnet_mixed_operands_compute_in_float32():
     assert (y - ref).abs().max() < 0.05
 
 
-def test_deblur_precision_bf16_on_cpu(tmp_path):
+def test_deblur_precision_bf16_on_cpu(tmp_path, tiny):
     w = tmp_path / "w.safetensors"
-    save_weights(create_model("dmtnet-t", **TINY), w)
+    save_weights(tiny.model("dmtnet-t"), w)  # records the tiny config
     rng = np.random.default_rng(0)
     for v in "LR":
         write_image(tmp_path / f"in/p_{v}.png", rng.integers(0, 256, (32, 40, 3)).astype(np.uint8), 8)
     outs = {}
     for prec in ("fp32", "bf16"):
         r = CliRunner().invoke(app, ["deblur", str(tmp_path / "in"), "-o", str(tmp_path / prec), "--model", "dmtnet-t",
-                                     "--weights", str(w), "--model-config", TINY_FLAG, "--tile", "0", "--device", "cpu",
+                                     "--weights", str(w), "--tile", "0", "--device", "cpu",
                                      "--precision", prec, "--json"])
         assert r.exit_code == 0, r.output
         assert json.loads(r.stdout[r.stdout.index("{"):])["precision"] == {"fp32": "float32", "bf16": "bfloat16"}[prec]

@@ -8,8 +8,6 @@ from dpdeblur.errors import UnknownModelError
 from dpdeblur.models import create_model, get_card, list_models
 
 DMTNETS = ["dmtnet-t", "dmtnet-s", "dmtnet-b", "dmtnet-l", "dmtnet-h"]
-TINY = dict(dim=12, blocks=1, heads=2, window=4, channels=8, n_rbm=1, n_rm=1)
-
 
 def count(name):
     card = get_card(name)
@@ -61,16 +59,16 @@ def test_dmssrm_increments_follow_table_1():
     assert abs(first / 11.34e6 - 1) < 0.005 and abs(later / 11.89e6 - 1) < 0.005
 
 
-def test_plain_modules_option_and_state_dict_keys():
-    b = create_model("dmtnet-b", **TINY)
+def test_plain_modules_option_and_state_dict_keys(tiny):
+    b = create_model("dmtnet-b", **tiny.config("dmtnet"))
     rbms = [b.reconstruction[i].branches[0].rgm.body[0] for i in range(2)]
     assert rbms[0].tail is None and isinstance(rbms[1].tail, torch.nn.Conv2d)
     # every module plain = the structure of earlier releases: its keys are the default's minus the tails
-    plain = create_model("dmtnet-b", plain_modules=2, **TINY).state_dict()
+    plain = create_model("dmtnet-b", plain_modules=2, **tiny.config("dmtnet")).state_dict()
     default = b.state_dict()
     assert set(plain) < set(default)
     assert all(".tail." in k and k.startswith("reconstruction.1.") for k in set(default) - set(plain))
-    rcan = create_model("dmtnet-b", plain_modules=0, **TINY)
+    rcan = create_model("dmtnet-b", plain_modules=0, **tiny.config("dmtnet"))
     assert rcan.reconstruction[0].branches[2].rgm.body[0].tail is not None
     # T has no DMSSRM: its structure (and the bundled weights' keys) does not depend on the option
     assert create_model("dmtnet-t", plain_modules=0).state_dict().keys() == create_model("dmtnet-t").state_dict().keys()
@@ -96,8 +94,8 @@ def test_unknown_model_is_a_usage_error():
 
 @pytest.mark.parametrize("n_dmssrm", [0, 2])
 @pytest.mark.parametrize("size", [(32, 48), (37, 53), (5, 7)])
-def test_any_input_size_forward_backward(n_dmssrm, size):
-    model = create_model("dmtnet-b", n_dmssrm=n_dmssrm, **TINY)
+def test_any_input_size_forward_backward(n_dmssrm, size, tiny):
+    model = create_model("dmtnet-b", n_dmssrm=n_dmssrm, **tiny.config("dmtnet"))
     x = torch.rand(2, 6, *size, requires_grad=True)
     y = model(x)
     assert y.shape == (2, 3, *size)
@@ -107,8 +105,8 @@ def test_any_input_size_forward_backward(n_dmssrm, size):
         assert p.grad is not None, f"no gradient reaches {name}"
 
 
-def test_padding_is_cropped_and_is_reflect():
-    model = create_model("dmtnet-s", **TINY).eval()
+def test_padding_is_cropped_and_is_reflect(tiny):
+    model = create_model("dmtnet-s", **tiny.config("dmtnet")).eval()
     x = torch.rand(1, 6, 33, 47)
     with torch.no_grad():
         y = model(x)
@@ -121,8 +119,8 @@ def test_padding_is_cropped_and_is_reflect():
         assert torch.allclose(model.forward_padded(xp)[..., :33, :47], y)
 
 
-def test_scale_selection_is_a_softmax_per_image():
-    model = create_model("dmtnet-s", **TINY)
+def test_scale_selection_is_a_softmax_per_image(tiny):
+    model = create_model("dmtnet-s", **tiny.config("dmtnet"))
     sel = model.reconstruction[0].select
     f = torch.randn(3, 12, 8, 8)
     a = sel(f)
@@ -131,8 +129,8 @@ def test_scale_selection_is_a_softmax_per_image():
     assert (a > 0).all()
 
 
-def test_image_residual_identity_at_init_when_zeroed():
-    model = create_model("dmtnet-t", **TINY)
+def test_image_residual_identity_at_init_when_zeroed(tiny):
+    model = create_model("dmtnet-t", **tiny.config("dmtnet"))
     torch.nn.init.zeros_(model.upsample.conv.weight)
     torch.nn.init.zeros_(model.upsample.conv.bias)
     x = torch.rand(1, 6, 16, 16)
@@ -158,12 +156,12 @@ def test_untrained_dmtnet_starts_near_identity():
     assert err < 0.02
 
 
-def test_training_after_inference_in_the_same_process():
+def test_training_after_inference_in_the_same_process(tiny):
     """Caches filled under inference_mode must not break a later backward pass."""
     from dpdeblur.models.dmtnet import _relative_index
 
     _relative_index.cache_clear()
-    model = create_model("dmtnet-s", **TINY)
+    model = create_model("dmtnet-s", **tiny.config("dmtnet"))
     with torch.inference_mode():
         model(torch.rand(1, 6, 16, 16))
     model(torch.rand(1, 6, 16, 16)).mean().backward()

@@ -3,16 +3,17 @@ parametric model, and the sensor's noise statistics."""
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+
+from rawfixtures import PIXEL4_DIR, PIXEL4_SKIP
 
 from dpdeblur.data.psf import ParametricPSF, PSFBank, draw_parametric, kernel_radius, parametric_psf, rescale_kernel
 from dpdeblur.data.synth import SynthParams, sensor, synthesize_layered
 from dpdeblur.errors import InputError, UsageError
 
-PIXEL4 = Path(__file__).resolve().parents[2] / "shared" / "data" / "pixel4-dp"
+PIXEL4 = PIXEL4_DIR
 
 
 def centroid(k):
@@ -92,7 +93,7 @@ def test_bank_files_and_errors(tmp_path):
         SynthParams(bank_share=1.5).check()
 
 
-@pytest.mark.skipif(not PIXEL4.is_dir(), reason="shared Pixel 4 data not present")
+@pytest.mark.skipif(not PIXEL4.is_dir(), reason=PIXEL4_SKIP)
 def test_pixel4_bank_is_a_6x8_grid_of_asymmetric_kernels():
     bank = PSFBank.load(PIXEL4 / "calibration")
     assert bank.grid == (6, 8) and bank.left.shape == (48, 61, 61)
@@ -161,3 +162,29 @@ def test_realistic_layered_scene_keeps_focus_and_tone():
     ok = (left < 1) & (right < 1)
     np.testing.assert_allclose(srgb_decode(comb)[ok], ((srgb_decode(left) + srgb_decode(right)) / 2)[ok], atol=1e-4)
     assert np.abs(comb - sharp).mean() > 0.01  # defocused
+
+
+def test_synth_cli_with_a_psf_bank(tmp_path):
+    from typer.testing import CliRunner
+
+    from dpdeblur.cli import app
+
+    bank = toy_bank(rows=2, cols=3)
+    bdir = tmp_path / "bank"
+    bdir.mkdir()
+    np.save(bdir / "blur_kernels_left.npy", bank.left)
+    np.save(bdir / "blur_kernels_right.npy", bank.right)
+    (bdir / "psf_bank.json").write_text(json.dumps({"grid": [2, 3], "cell": 40}))
+    run = lambda *a: CliRunner().invoke(app, ["synth", *map(str, a)])  # noqa: E731
+    r = run(tmp_path / "ds", "--psf-bank", bdir, "--count", "3", "--size", "48x32", "--max-radius", "6", "--json")
+    assert r.exit_code == 0, r.output
+    j = json.loads(r.stdout)
+    assert j["params"]["psf_bank"] == str(bdir) and all(it["psf"] == "bank" for it in j["items"])
+    assert all(0 <= it["bank_origin"][0] <= 120 - 48 for it in j["items"])  # placed inside the 120x80 frame
+    assert {it["tone"] for it in j["items"]} <= {"srgb", "gamma"}
+    r = run(tmp_path / "x", "--psf-bank", tmp_path / "nowhere", "--count", "1")
+    assert r.exit_code == 1 and "not found" in r.output and not (tmp_path / "x").exists()
+    r = run(tmp_path / "x", "--exposure", "0.5", "--count", "1")
+    assert r.exit_code == 2 and "LO,HI" in r.output
+    r = run(tmp_path / "x", "--tone", "log", "--count", "1")
+    assert r.exit_code == 2 and "--tone" in r.output

@@ -1,20 +1,36 @@
 """Dual-pixel raw reading: exact CFA extraction on tifffile-written fixtures,
 development consistency, orientation, crop, errors, view pairs and real Pixel 4 data."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
-from rawfixtures import H, W, dng_tags, frames, write_pair, write_single, write_spp2, write_subifd, write_two_ifd
+from rawfixtures import PIXEL4_DIR, PIXEL4_SKIP, H, W, dng_tags, frames, write_pair, write_single, write_spp2, write_subifd, write_two_ifd
 
 from dpdeblur.errors import InputError, UsageError
 from dpdeblur.io.dualpixel import FlatField, black_map, extract_views, srgb_decode, srgb_encode
-from dpdeblur.io.raw import count_frames, pair_paths, read_dual_pixel, read_raw_frames
+from dpdeblur.io.raw import pair_paths, read_dual_pixel, read_raw_frames
 
 B0, B1 = (500, 510, 520, 530), (250, 255, 260, 265)  # BlackLevel 2x2 patterns (row-major positions)
-# CI: <repo>/../shared; a worktree under <root>/wt/<name>: <root>/shared
-PIXEL = next((p for p in (Path(__file__).resolve().parents[i] / "shared" / "data" / "pixel4-dp" for i in (2, 3)) if p.is_dir()),
-             Path(__file__).resolve().parents[2] / "shared" / "data" / "pixel4-dp")
+PIXEL = PIXEL4_DIR
+
+
+def count_frames(path, limit=8):
+    """Raw frames LibRaw exposes: raise shot_select (set before opening) until it refuses at unpack."""
+    import rawpy
+
+    n = 0
+    while n < limit:
+        r = rawpy.RawPy()
+        r.set_unpack_params(shot_select=n)
+        try:
+            r.open_file(str(path))
+            r.unpack()
+        except rawpy.LibRawRequestForNonexistentImageError:
+            break
+        finally:
+            r.close()
+        n += 1
+    return n
 
 
 def pattern_map(black):
@@ -180,7 +196,7 @@ def test_flat_field_exact_on_flat_scene():
     np.testing.assert_allclose(l2 + r2, 0.3 * (wl + wr), rtol=1e-5)  # combined unchanged
 
 
-@pytest.mark.skipif(not PIXEL.is_dir(), reason="shared/data/pixel4-dp not present")
+@pytest.mark.skipif(not PIXEL.is_dir(), reason=PIXEL4_SKIP)
 def test_real_pixel4_captures():
     ff = (PIXEL / "calibration" / "white_sheet_left.png", PIXEL / "calibration" / "white_sheet_right.png")
     full = read_dual_pixel(PIXEL / "001_left.png")

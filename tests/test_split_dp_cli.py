@@ -86,3 +86,32 @@ def test_help_does_not_import_torch():
             "print('torch' in sys.modules, 'rawpy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_wiggle_preview_gif_and_webp(tmp_path):
+    """`--wiggle gif|webp`: a looping two-frame left/right animation beside the views."""
+    from PIL import Image, ImageSequence
+
+    from dpdeblur.io.images import read_image
+
+    d = make_inputs(tmp_path / "in")
+    for fmt, layout, where in (("gif", "flat", "IMG_1_wiggle.gif"), ("webp", "dpdd", "test_c/wiggle/IMG_1.webp")):
+        out = tmp_path / fmt
+        r = invoke(d / "IMG_1.dng", "-o", out, "--layout", layout, "--wiggle", fmt, "--json")
+        assert r.exit_code == 0, r.output
+        p = out / where
+        assert str(p) in json.loads(r.stdout)["items"][0]["outputs"]
+        with Image.open(p) as im:
+            assert im.format == fmt.upper() and im.info["loop"] == 0  # loops forever
+            frames = np.stack([np.asarray(f.convert("RGB"), np.float32) / 255 for f in ImageSequence.Iterator(im)])
+        assert frames.shape == (2, H, W, 3)
+        paths = output_paths(d / "IMG_1.dng", out, layout, "test", fmt)
+        assert paths["wiggle"] == p
+        views = [read_image(paths[v]).rgb for v in ("left", "right")]
+        err = [[np.abs(f - v).mean() for v in views] for f in frames]
+        # left first, then right, up to the coding error (GIF palette; lossy WebP with 4:2:0 chroma on a noise fixture)
+        tol = {"gif": 0.02, "webp": 0.08}[fmt]
+        assert err[0][0] < tol and err[1][1] < tol
+        assert err[0][0] < 0.6 * err[0][1] and err[1][1] < 0.6 * err[1][0]
+        assert not [q for q in p.parent.iterdir() if q.name.startswith(".")]  # atomic: no temp files
+    assert invoke(d, "-o", tmp_path / "x", "--wiggle", "mp4").exit_code == 2

@@ -6,20 +6,8 @@ import torch
 from torch import nn
 
 from dpdeblur.inference.tiling import TileSettings, blend_profile, pooled_modules, tile_starts, tiled_forward
-from dpdeblur.models import create_model, get_card, list_models
+from dpdeblur.models import list_models
 from dpdeblur.models.blocks import PaddedModel
-
-# Tiny builder overrides per family (add one per new family).
-TINY = {
-    "dmtnet": dict(dim=12, blocks=1, heads=3, channels=8, n_rbm=1, n_rm=1),
-    "fcn": dict(dim=8, n_pb=1, n_efem=1, n_rim=1, groups=2),
-    "unet": dict(base=4, depth=3),
-}
-
-
-def tiny(name):
-    return create_model(name, **TINY.get(get_card(name).family, {})).eval()
-
 
 class ConvNet(PaddedModel):
     """Three 3x3 convs: receptive-field radius 3; pads itself to a multiple of 4 like the real models."""
@@ -103,17 +91,17 @@ def test_tile_zero_is_whole_image():
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_every_registered_model_runs_tiled(name):
-    model = tiny(name)
+def test_every_registered_model_runs_tiled(name, tiny):
+    model = tiny.model(name)
     card = model.card
     x = torch.rand(1, card.in_channels, 96, 136)
     out = tiled_forward(model, x, TileSettings(tile=64, overlap=32))
     assert out.shape == (1, 3, 96, 136) and torch.isfinite(out).all()
 
 
-def test_global_stats_remedy_matches_whole_image_pooling():
+def test_global_stats_remedy_matches_whole_image_pooling(tiny):
     torch.manual_seed(0)
-    model = create_model("dmtnet-s", **{**TINY["dmtnet"], "n_rm": 1}).eval()
+    model = tiny.model("dmtnet-s")
     mods = pooled_modules(model)
     assert len(mods) == 1
     # make the selection strongly data dependent so the effect is visible
@@ -123,11 +111,12 @@ def test_global_stats_remedy_matches_whole_image_pooling():
     gy = torch.linspace(0, 1, 192)[:, None].expand(192, 256)
     x = torch.stack([gx, gy, torch.rand(192, 256)])
     x = torch.cat([x, x.flip(-1)])[None]
+    pooled = []  # what the selection module pools over the whole image (its input's global mean)
+    h = mods[0].register_forward_pre_hook(lambda m, a: pooled.append(a[0].mean(dim=(2, 3), keepdim=True)))
     with torch.inference_mode():
-        mods[0].record_pooled = True
         whole = model(x)
-        img_pooled = mods[0].last_pooled.clone()
-        mods[0].record_pooled = False
+    h.remove()
+    img_pooled = pooled[0]
 
     def err(**kw):
         return float((tiled_forward(model, x, TileSettings(tile=64, overlap=32, **kw)) - whole).abs().max())
@@ -163,11 +152,11 @@ def test_out_of_memory_halves_tile_once():
         assert (out - ConvNet.forward_padded(net, x)[-1]).abs().max() < 1e-5
 
 
-def test_tiles_on_dmtnet_window_grid_match_whole_image():
+def test_tiles_on_dmtnet_window_grid_match_whole_image(tiny):
     """DMTNet's tile_align: window-aligned tiles reproduce the whole image (transformer part)."""
     torch.manual_seed(0)
-    model = tiny("dmtnet-t")
-    assert model.tile_align == 28
+    model = tiny.model("dmtnet-t", window=7)  # the card's window: 28-px grid
+    assert model.tile_align == 28 == model.card.tile_align
     x = torch.rand(1, 6, 120, 232)
     with torch.inference_mode():
         whole = model(x)
@@ -175,3 +164,25 @@ def test_tiles_on_dmtnet_window_grid_match_whole_image():
     model.tile_align = 1
     unaligned = tiled_forward(model, x, TileSettings(tile=112, overlap=48))
     assert (out - whole).abs().max() < 0.1 * (unaligned - whole).abs().max()
+
+
+def test_progress_counts_every_forward_pass(tiny, capsys):
+    """``progress(done, total)`` after every tile batch, both passes with global statistics;
+    ``dpdeblur.deblur(..., progress=True)`` shows it as a tqdm bar."""
+    from dpdeblur.inference.tiling import plan_tiles
+
+    model = tiny.model("dmtnet-s")
+    x = torch.rand(1, 6, 96, 136)
+    n = len(plan_tiles(model, 96, 136, 64, 32)[2])
+    for stats, passes in ((False, 1), (True, 2)):
+        calls = []
+        tiled_forward(model, x, TileSettings(tile=64, overlap=32, tile_batch=2, global_stats=stats),
+                      progress=lambda d, t: calls.append((d, t)))
+        assert calls[-1] == (passes * n, passes * n) and [d for d, _ in calls] == sorted({d for d, _ in calls})
+    import dpdeblur
+
+    rgb = tiny.model("unet")
+    n = len(plan_tiles(rgb, 40, 56, 32, 8)[2])
+    capsys.readouterr()
+    y = dpdeblur.deblur(np.random.default_rng(0).random((40, 56, 3)), rgb, tile=32, overlap=8, progress=True)
+    assert y.shape == (40, 56, 3) and f"{n}/{n}" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from _train_data import TINY, TINY_FLAG, dp_scene, make_dpdd
+from _train_data import dp_scene, make_dpdd
 from dpdeblur.errors import DpdeblurError, UsageError
 from dpdeblur.io.images import write_image
 from dpdeblur.models.weights import read_state_dict
@@ -23,13 +23,17 @@ def dpdd(tmp_path_factory):
     return make_dpdd(tmp_path_factory.mktemp("dpdd"), n=(2, 1, 0), h=48, w=48)
 
 
-def cfg_for(root, out, **kw):
-    base = dict(model="dmtnet-t", data_root=str(root), model_config=TINY, out=str(out), patch=16, overlap=0.0,
-                batch_size=2, progress=False, log_every=1, ema=0.9, clip=1.0, lr=1e-3)
-    return resolve_config({**base, **kw})
+@pytest.fixture
+def cfg_for(tiny):
+    def make(root, out, **kw):
+        base = dict(model="dmtnet-t", data_root=str(root), model_config=tiny.config("dmtnet"), out=str(out), patch=16,
+                    overlap=0.0, batch_size=2, progress=False, log_every=1, ema=0.9, clip=1.0, lr=1e-3)
+        return resolve_config({**base, **kw})
+
+    return make
 
 
-def test_resume_is_bit_exact(dpdd, tmp_path):
+def test_resume_is_bit_exact(dpdd, tmp_path, cfg_for):
     # 2 x 9 windows / 2 = 9 steps per epoch: 10 steps cross an epoch; EMA and clipping on
     a = fit(cfg_for(dpdd, tmp_path / "a", max_steps=20))
     fit(cfg_for(dpdd, tmp_path / "b", max_steps=10))
@@ -49,7 +53,7 @@ def test_resume_is_bit_exact(dpdd, tmp_path):
     assert a.val["psnr"] == b.val["psnr"] and (tmp_path / "b/best.json").is_file()
 
 
-def test_crash_during_save_keeps_previous_last(dpdd, tmp_path, monkeypatch):
+def test_crash_during_save_keeps_previous_last(dpdd, tmp_path, monkeypatch, cfg_for):
     fit(cfg_for(dpdd, tmp_path, max_steps=4))
     before = load_state(tmp_path / "last.state.pt")
     real = torch.save
@@ -70,7 +74,7 @@ def test_crash_during_save_keeps_previous_last(dpdd, tmp_path, monkeypatch):
     assert fit(cfg_for(dpdd, tmp_path, max_steps=8), resume=True).step == 8
 
 
-def test_nonfinite_loss_skips_then_stops(dpdd, tmp_path, monkeypatch):
+def test_nonfinite_loss_skips_then_stops(dpdd, tmp_path, monkeypatch, cfg_for):
     from dpdeblur.losses import criteria
 
     calls = []
@@ -92,7 +96,7 @@ def _same_state(x, y):
     return all(torch.equal(x.state_dict()[k], y.state_dict()[k]) for k in x.state_dict())
 
 
-def test_trainer_phases_one_at_a_time(dpdd, tmp_path):
+def test_trainer_phases_one_at_a_time(dpdd, tmp_path, cfg_for):
     """setup, steps, checkpoint; a fresh trainer resumes and its next step equals the uninterrupted one."""
     from dpdeblur.train.loop import Trainer
 
@@ -120,7 +124,7 @@ def test_trainer_phases_one_at_a_time(dpdd, tmp_path):
     assert steps == [1, 2, 3, 4]  # the resumed run dropped a's record of step 4 and wrote its own
 
 
-def test_trainer_step_skips_a_nonfinite_loss(dpdd, tmp_path, monkeypatch):
+def test_trainer_step_skips_a_nonfinite_loss(dpdd, tmp_path, monkeypatch, cfg_for):
     from dpdeblur.train.loop import Trainer
 
     t = Trainer(cfg_for(dpdd, tmp_path, max_steps=4, max_nonfinite=2)).setup()
@@ -180,13 +184,13 @@ def test_converges_on_one_dual_pixel_pair(tmp_path):
     assert p_out > p_in + 5, (p_in, p_out)  # measured: 18.29 -> 27.16 dB
 
 
-def test_cli_done_when(dpdd, tmp_path):
+def test_cli_done_when(dpdd, tmp_path, tiny):
     """`dpdeblur train --dataset dpdd --data-root D --model dmtnet-b`: paper recipe, validates, resumes exactly."""
     from dpdeblur.cli import app
 
     def run(*extra):
         args = ["train", "--dataset", "dpdd", "--data-root", str(dpdd), "--model", "dmtnet-b", "--model-config",
-                TINY_FLAG, "--patch", "32", "--batch-size", "2", "-q", "--json", *extra]
+                tiny.flag("dmtnet"), "--patch", "32", "--batch-size", "2", "-q", "--json", *extra]
         r = CliRunner().invoke(app, args)
         assert r.exit_code == 0, r.output
         return json.loads(r.stdout[r.stdout.index("{"):])
@@ -210,10 +214,10 @@ def test_cli_done_when(dpdd, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes(dpdd, tmp_path):
+def test_ddp_two_cpu_processes(dpdd, tmp_path, tiny):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "dpdeblur", "train",
-           "--dataset", "dpdd", "--data-root", str(dpdd), "--model", "dmtnet-t", "--model-config", TINY_FLAG,
+           "--dataset", "dpdd", "--data-root", str(dpdd), "--model", "dmtnet-t", "--model-config", tiny.flag("dmtnet"),
            "--patch", "32", "--overlap", "0.5", "--batch-size", "2", "--lr", "2e-3", "--log-every", "2", "-q",
            "--out", str(tmp_path / "ddp"), "--max-steps", "12", "--device", "cpu"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)

@@ -7,12 +7,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from _train_data import TINY_FLAG, dp_scene, make_dpdd
+from _train_data import dp_scene, make_dpdd
 from dpdeblur.cli import app
 from dpdeblur.io.images import write_image
 
-UNET_TINY = "base=4,depth=3"
-FCN_TINY = "dim=8,n_pb=1,n_efem=1,n_rim=1,groups=2"
 
 
 def make_paired(root, layout, n_train=2, n_test=1, shift=2, size=48, depth=8):
@@ -36,10 +34,10 @@ def train(*args):
     return r
 
 
-def test_jdrl_unet_on_sdd_tree(tmp_path):
+def test_jdrl_unet_on_sdd_tree(tmp_path, tiny):
     root = make_paired(tmp_path / "sdd", "sdd")
     run = tmp_path / "run"
-    train("--dataset", "sdd", "--data-root", str(root), "--model", "unet", "--model-config", UNET_TINY, "--jdrl", "--out", str(run))
+    train("--dataset", "sdd", "--data-root", str(root), "--model", "unet", "--model-config", tiny.flag("unet"), "--jdrl", "--out", str(run))
     recs = [r for r in records(run) if r["event"] == "train"]
     assert recs and all("L_d" in r and "L_r" in r for r in recs)
     cfg = json.loads((run / "config.json").read_text())
@@ -51,18 +49,18 @@ def test_jdrl_unet_on_sdd_tree(tmp_path):
         assert any("reblur" in k for k in f.keys())  # ReblurNet trained and saved beside the model
 
 
-def test_jdrl_works_for_a_dual_pixel_model(tmp_path):
+def test_jdrl_works_for_a_dual_pixel_model(tmp_path, tiny):
     root = make_dpdd(tmp_path / "dpdd")
     run = tmp_path / "run"
-    train("--dataset", "dpdd", "--data-root", str(root), "--model", "dmtnet-t", "--model-config", TINY_FLAG, "--jdrl", "--out", str(run))
+    train("--dataset", "dpdd", "--data-root", str(root), "--model", "dmtnet-t", "--model-config", tiny.flag("dmtnet"), "--jdrl", "--out", str(run))
     recs = [r for r in records(run) if r["event"] == "train"]
     assert all(np.isfinite(r["L_r"]) for r in recs)
 
 
-def test_fcn_trains_with_its_ratio_loss_by_default(tmp_path):
+def test_fcn_trains_with_its_ratio_loss_by_default(tmp_path, tiny):
     root = make_paired(tmp_path / "gopro", "gopro", shift=0)
     run = tmp_path / "run"
-    train("--dataset", "gopro", "--data-root", str(root), "--model", "fcn", "--model-config", FCN_TINY, "--out", str(run))
+    train("--dataset", "gopro", "--data-root", str(root), "--model", "fcn", "--model-config", tiny.flag("fcn"), "--out", str(run))
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["lr"] == 2e-4 and cfg["step_epochs"] == 200  # the FCN paper recipe
     recs = [r for r in records(run) if r["event"] == "train"]
@@ -70,17 +68,17 @@ def test_fcn_trains_with_its_ratio_loss_by_default(tmp_path):
     assert sum(ratios) == pytest.approx(1.0, abs=1e-5) and all(0 < r < 1 for r in ratios)
 
 
-def test_flow_cache_from_align_feeds_jdrl_warmup(tmp_path):
+def test_flow_cache_from_align_feeds_jdrl_warmup(tmp_path, tiny):
     root = make_paired(tmp_path / "sdd", "sdd")
     al = tmp_path / "aligned"
     r = CliRunner().invoke(app, ["align", "--blur", str(root / "train_patches/blur"), "--sharp", str(root / "train_patches/gt"), "--out", str(al)])
     assert r.exit_code == 0, r.output
     run = tmp_path / "run"
-    train("--dataset", "sdd", "--data-root", str(root), "--model", "unet", "--model-config", UNET_TINY, "--jdrl",
+    train("--dataset", "sdd", "--data-root", str(root), "--model", "unet", "--model-config", tiny.flag("unet"), "--jdrl",
           "--flow-cache", str(al), "--out", str(run))
     # a missing flow is a data error before training
     (al / "flow" / "000.npy").unlink()
-    r = CliRunner().invoke(app, ["train", "--dataset", "sdd", "--data-root", str(root), "--model", "unet", "--model-config", UNET_TINY,
+    r = CliRunner().invoke(app, ["train", "--dataset", "sdd", "--data-root", str(root), "--model", "unet", "--model-config", tiny.flag("unet"),
                                  "--jdrl", "--flow-cache", str(al), "--patch", "32", "--out", str(tmp_path / "r2"), "-q"])
     assert r.exit_code == 1 and "align" in r.output
 

@@ -9,25 +9,27 @@ from dpdeblur.errors import WeightsError
 from dpdeblur.models import create_model
 from dpdeblur.models.weights import load_weights, save_weights, sha256_file
 
-TINY = dict(dim=12, blocks=1, heads=2, window=4, channels=8, n_rbm=1, n_rm=1)
+
+@pytest.fixture
+def trained(tiny):
+    torch.manual_seed(1)
+    return create_model("dmtnet-s", **tiny.config("dmtnet"))
 
 
 @pytest.fixture
-def trained():
-    torch.manual_seed(1)
-    return create_model("dmtnet-s", **TINY)
+def fresh(tiny):
+    def make():
+        torch.manual_seed(2)
+        return create_model("dmtnet-s", **tiny.config("dmtnet"))
 
-
-def fresh():
-    torch.manual_seed(2)
-    return create_model("dmtnet-s", **TINY)
+    return make
 
 
 def same(a, b):
     return all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
 
 
-def test_safetensors_roundtrip_and_sha(tmp_path, trained):
+def test_safetensors_roundtrip_and_sha(tmp_path, trained, tiny, fresh):
     p = tmp_path / "w.safetensors"
     digest = save_weights(trained, p)
     assert digest == sha256_file(p) and len(digest) == 64
@@ -36,7 +38,7 @@ def test_safetensors_roundtrip_and_sha(tmp_path, trained):
     load_weights(m, p, sha256=digest)
     assert same(m, trained)
     # create_model(weights=...) goes through the same loader
-    assert same(create_model("dmtnet-s", weights=p, **TINY), trained)
+    assert same(create_model("dmtnet-s", weights=p, **tiny.config("dmtnet")), trained)
 
 
 @pytest.mark.parametrize(
@@ -54,7 +56,7 @@ def test_safetensors_roundtrip_and_sha(tmp_path, trained):
     ids=["plain", "state_dict", "params_ema_first", "params", "model", "net", "ddp_prefix", "compile_prefix"],
 )
 @pytest.mark.parametrize("ext", [".pt", ".pth"])
-def test_torch_files_and_wrappers(tmp_path, trained, wrap, ext):
+def test_torch_files_and_wrappers(tmp_path, trained, wrap, ext, fresh):
     p = tmp_path / ("w" + ext)
     torch.save(wrap(trained.state_dict()), p)
     m = fresh()
@@ -62,7 +64,7 @@ def test_torch_files_and_wrappers(tmp_path, trained, wrap, ext):
     assert same(m, trained)
 
 
-def test_mismatch_names_keys_and_model(tmp_path, trained):
+def test_mismatch_names_keys_and_model(tmp_path, trained, fresh):
     sd = trained.state_dict()
     sd.pop("upsample.conv.bias")
     sd["extra.weight"] = torch.zeros(1)
@@ -77,15 +79,15 @@ def test_mismatch_names_keys_and_model(tmp_path, trained):
     assert "dmtnet-s" in msg and str(p) in msg
 
 
-def test_shape_mismatch_is_reported(tmp_path, trained):
+def test_shape_mismatch_is_reported(tmp_path, trained, tiny):
     p = tmp_path / "w.safetensors"
     save_weights(trained, p)
-    other = create_model("dmtnet-s", **{**TINY, "dim": 16})
+    other = create_model("dmtnet-s", **{**tiny.config("dmtnet"), "dim": 16})
     with pytest.raises(WeightsError, match="shape mismatch"):
         load_weights(other, p)
 
 
-def test_sha_mismatch_is_an_error_not_a_silent_load(tmp_path, trained):
+def test_sha_mismatch_is_an_error_not_a_silent_load(tmp_path, trained, fresh):
     p = tmp_path / "w.safetensors"
     save_weights(trained, p)
     m = fresh()
@@ -100,7 +102,7 @@ class _Evil:
         return (print, ("pwned",))
 
 
-def test_unsafe_pickle_refused(tmp_path):
+def test_unsafe_pickle_refused(tmp_path, fresh):
     p = tmp_path / "evil.pt"
     with open(p, "wb") as f:
         pickle.dump({"x": _Evil()}, f)
@@ -109,7 +111,7 @@ def test_unsafe_pickle_refused(tmp_path):
     assert "weights_only" not in str(e.value)  # torch's advice to run the pickle is not passed on
 
 
-def test_missing_and_corrupt_files(tmp_path):
+def test_missing_and_corrupt_files(tmp_path, fresh):
     with pytest.raises(WeightsError, match="not found"):
         load_weights(fresh(), tmp_path / "nope.safetensors")
     bad = tmp_path / "bad.safetensors"

@@ -69,9 +69,16 @@ def time_fn(fn: Callable[[], object], device, warmup: int = 1, runs: int = 3, ma
 
 
 def device_peak(device="cpu", dtype=None, seconds: float = 2.0) -> dict[str, float]:
-    """Measured peak GFLOP/s (2 x MACs / s) of dense 3x3 convolutions and of a square
-    matmul on ``device``: the best rate over a few shapes (64 to 256 channels, maps that
-    fit in cache and maps that do not), since a single shape can sit well below the peak.
+    """Two measured reference rates in GFLOP/s (2 x MACs / s) on ``device``:
+
+    - ``conv3x3_gflops``: the best rate of dense 3x3 convolutions over a few shapes
+      (64 to 256 channels, maps that fit in cache and maps that do not; shape in
+      ``conv3x3_shape``). The library may run these with fewer multiplications than
+      2 x MACs (Winograd, FFT), so this rate can exceed the hardware's FMA peak: "% of
+      conv peak" says how close a model gets to the best convolution the library does.
+    - ``matmul_gflops``: one large square matmul (``matmul_size``: 2048 on CPU, 8192 on
+      GPUs), which does exactly its 2 x MACs, close to the dense FMA peak: "% of matmul
+      peak" is the closer measure of how much of the hardware a model uses.
 
     Short probes run in the calling process so that they see the same threads,
     clocks and library as the model measured next.
@@ -82,7 +89,7 @@ def device_peak(device="cpu", dtype=None, seconds: float = 2.0) -> dict[str, flo
     dtype = dtype or torch.float32
     big = dev.type != "cpu"
     conv_shapes = [(64, 256), (64, 128), (128, 128), (256, 64)] + ([(256, 256)] if big else [])
-    n = 4096 if big else 1024
+    n = 8192 if big else 2048
 
     def best(fn, macs, budget):
         fn()
@@ -105,7 +112,7 @@ def device_peak(device="cpu", dtype=None, seconds: float = 2.0) -> dict[str, flo
         a = torch.randn(n, n, device=dev, dtype=dtype)
         mm = best(lambda: a @ a, n**3, budget)
     top = max(conv_rates, key=conv_rates.get)
-    return {"conv3x3_gflops": conv_rates[top], "conv3x3_shape": top, "matmul_gflops": mm}
+    return {"conv3x3_gflops": conv_rates[top], "conv3x3_shape": top, "matmul_gflops": mm, "matmul_size": n}
 
 
 def _rss_bytes() -> int:

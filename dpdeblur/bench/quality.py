@@ -1,7 +1,7 @@
 """Quality reports (``dpdeblur bench quality``): PSNR / SSIM / MAE (and LPIPS) of a model
 on a test split, per image and aggregated, beside the blurry input itself ("identity").
 
-Protocol (REFERENCE.md sections 2 and 4):
+Protocol (DPDD, arXiv:2005.00305; JDRL, arXiv:2211.14502 for SDD):
 
 - images are read at the bit depth the data set stores (16-bit DPDD, 8-bit SDD...) as
   [0, 1] floats; the model output is scored as float (clamped to [0, 1], never

@@ -20,7 +20,7 @@ __all__ = ["KINDS", "load_report", "save_report", "compare_reports", "compare_ta
 KINDS: dict[str, tuple[tuple[str, ...], dict[str, int]]] = {
     "speed": (
         ("model", "device", "precision", "size", "tile"),
-        {"latency_ms": -1, "mpix_per_s": +1, "gflops": +1, "pct_of_peak": +1, "peak_mem_mb": -1, "tile_overhead_pct": -1},
+        {"latency_ms": -1, "mpix_per_s": +1, "gflops": +1, "pct_of_conv_peak": +1, "pct_of_matmul_peak": +1, "peak_mem_mb": -1, "tile_overhead_pct": -1},
     ),
     "quality": (
         ("model", "dataset", "subset"),

@@ -1,5 +1,6 @@
-"""``dpdeblur bench speed``: latency, throughput, achieved GFLOP/s against the
-device's measured peak, peak memory and the cost of tiling.
+"""``dpdeblur bench speed``: latency, throughput, achieved GFLOP/s against two
+measured reference rates of the device (the best 3x3 convolution and a large matmul,
+see :func:`~dpdeblur.bench.probe.device_peak`), peak memory and the cost of tiling.
 
 Every configuration runs through the same engine ``dpdeblur deblur`` uses
 (:func:`dpdeblur.inference.tiling.tiled_forward`; ``tile=0`` is the whole image),
@@ -96,7 +97,7 @@ def bench_speed(cfg: SpeedConfig, on_row: Callable[[dict], None] | None = None) 
             pk_key = f"{dev_label}/{prec_label}"
             if pk_key not in peaks:
                 peaks[pk_key] = device_peak(dev, dtype)
-            peak = peaks[pk_key]["conv3x3_gflops"]
+            conv_peak, mm_peak = peaks[pk_key]["conv3x3_gflops"], peaks[pk_key]["matmul_gflops"]
             for name in cfg.models:
                 card = get_card(name)
                 ov = cfg.overrides.get(name, {})
@@ -132,7 +133,8 @@ def bench_speed(cfg: SpeedConfig, on_row: Callable[[dict], None] | None = None) 
                             "mpix_per_s": h * w / 1e6 / t.median_s,
                             "gmacs": macs / 1e9,
                             "gflops": gflops,
-                            "pct_of_peak": 100 * gflops / peak,
+                            "pct_of_conv_peak": 100 * gflops / conv_peak,
+                            "pct_of_matmul_peak": 100 * gflops / mm_peak,
                             "peak_mem_mb": mem,
                             "runs": t.runs,
                             "global_stats": cfg.global_stats,

@@ -17,6 +17,7 @@ COMPLETE_VAR = "_DPDEBLUR_COMPLETE"
 
 
 def completion_script(shell: str) -> str:
+    # a private typer API: pyproject.toml bounds typer to the versions that have it
     from typer._completion_shared import get_completion_script
 
     return get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=shell).rstrip("\n") + "\n"

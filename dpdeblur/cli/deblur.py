@@ -14,14 +14,14 @@ from dpdeblur.cli.app import app, err_console, guarded, print_json
 @guarded
 def deblur_cmd(
     inputs: Optional[List[str]] = typer.Argument(None, help="Images, folders, globs, raw files or DPDD-layout roots."),
-    model: str = typer.Option(..., "--model", "-m", help="Registered model name (see `dpdeblur models`)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered model name (see `dpdeblur models`); default: the model a --weights file from `dpdeblur train` names."),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Output folder (default: beside each input)."),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Weights file (.safetensors/.pt); default: the model's bundled weights."),
-    model_config: Optional[List[str]] = typer.Option(None, "--model-config", help="Builder override KEY=VALUE (repeatable), e.g. for weights trained with a custom config."),
+    model_config: Optional[List[str]] = typer.Option(None, "--model-config", help="Builder override KEY=VALUE (repeatable); default: the config a --weights file from `dpdeblur train` records."),
     left: Optional[str] = typer.Option(None, "--left", help="Left dual-pixel view (with --right)."),
     right: Optional[str] = typer.Option(None, "--right", help="Right dual-pixel view (with --left)."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
-    tile: int = typer.Option(512, "--tile", help="Tile size in pixels; 0 = whole image at once."),
+    tile: Optional[int] = typer.Option(None, "--tile", help="Tile size in pixels; 0 = whole image at once. Default: the model card's (512; fcn: 0, it does not tile exactly).", show_default=False),
     overlap: int = typer.Option(64, "--overlap", help="Overlap between tiles in pixels."),
     blend: str = typer.Option("hann", "--blend", help="Tile blending: hann, linear or crop."),
     tile_batch: int = typer.Option(1, "--tile-batch", help="Tiles per forward pass (GPU memory ~ tile batch)."),
@@ -47,12 +47,13 @@ def deblur_cmd(
     from dpdeblur.errors import InputError, UsageError
     from dpdeblur.inference.pipeline import (Deblurrer, check_deblur_options, collect_items, deblur_files,
                                              plan_outputs, require_weights)
-    from dpdeblur.models import get_card
-    from dpdeblur.models.registry import check_model_config, parse_model_config
+    from dpdeblur.models import parse_model_config, resolve_model
+    from dpdeblur.models.registry import check_model_config
 
     if not inputs and not (left or right):
         raise UsageError("no inputs: pass images, folders or globs, or --left L --right R")
-    card = get_card(model)
+    if model is None and weights is None:
+        raise UsageError("pass --model NAME (see `dpdeblur models`) or --weights FILE written by `dpdeblur train`")
     # every option is checked before any work (the same rules as bench speed / quality)
     check_deblur_options(ext=ext, bit_depth=bit_depth, quality=quality, suffix=suffix, tile=tile, overlap=overlap,
                          blend=blend, tile_batch=tile_batch, device=device, precision=precision)
@@ -61,7 +62,8 @@ def deblur_cmd(
     check_output_folder(output_dir)
     if stored_view not in ("left", "right"):
         raise UsageError(f"--stored-view must be left or right, got {stored_view!r}")
-    overrides = parse_model_config(model_config)
+    # --model / --model-config default to what a self-describing weights file says
+    card, overrides = resolve_model(model, weights, parse_model_config(model_config))
     check_model_config(card.name, overrides)
     require_weights(card.name, weights)
     raw_options: dict = {"stored_view": stored_view}
@@ -76,7 +78,7 @@ def deblur_cmd(
         raise InputError("the inputs contain no images; supported: " + ", ".join(("png", "tif", "jpg", "cr2", "cr3", "dng")))
     plan_outputs(items, output_dir, suffix=suffix, ext=ext)  # an output that is an input: refused before any work
     d = Deblurrer(
-        model, weights, overrides, tile=tile, overlap=overlap, blend=blend, tile_batch=tile_batch,
+        card.name, weights, overrides, tile=tile, overlap=overlap, blend=blend, tile_batch=tile_batch,
         global_stats=not no_global_stats, device=device, precision=precision, compile=compile,
         channels_last=channels_last, warn=warn,
     )
@@ -87,6 +89,6 @@ def deblur_cmd(
         where = str(Path(output_dir).resolve()) if output_dir else "beside the inputs"
         console.print(f"[bold]results:[/] {where} ({{stem}}{suffix}.{{ext}})", highlight=False, soft_wrap=True)
     if as_json:
-        print_json({**report.to_dict(), "model": card.name, "weights": weights, "device": str(d.device),
-                    "precision": str(d.dtype).replace("torch.", ""), "tile": tile, "overlap": overlap, "blend": blend})
+        print_json({**report.to_dict(), "model": card.name, "model_config": overrides, "weights": weights, "device": str(d.device),
+                    "precision": str(d.dtype).replace("torch.", ""), "tile": d.settings.tile, "overlap": overlap, "blend": blend})
     raise typer.Exit(report.exit_code)

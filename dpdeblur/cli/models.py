@@ -38,7 +38,7 @@ def models_cmd(
         print_json(out[0] if name else out)
         return
     table = Table(title="dpdeblur models", title_justify="left")
-    for col in ("name", "input", "multiple_of", "params", "paper params", "MACs@1680x1120", "paper MACs", "paper PSNR/SSIM", "weights"):
+    for col in ("name", "input", "multiple_of", "tiling", "params", "paper params", "MACs@1680x1120", "paper MACs", "paper PSNR/SSIM", "weights"):
         table.add_column(col, justify="left" if col in ("name", "input", "weights") else "right", no_wrap=True)
     for c in cards:
         layout = "dp " + "+".join(v[0].upper() for v in c.views) if c.layout == "dp" else "rgb"
@@ -48,8 +48,9 @@ def models_cmd(
         if psnr is not None:
             metric = f"{psnr:.2f}/{ssim:.3f}" if ssim is not None else f"{psnr:.2f}"
         w = resolve_weights(c)
+        tiling = f"{c.tile} (align {c.tile_align})" if c.tile else "whole image"
         table.add_row(
-            c.name, layout, str(c.multiple_of), _human(c.params, ""), _human(c.paper_params, ""),
+            c.name, layout, str(c.multiple_of), tiling, _human(c.params, ""), _human(c.paper_params, ""),
             _human(c.macs, ""), _human(c.paper_macs, ""), metric,
             "bundled" if w else ("missing" if c.weights else "none"),
         )
@@ -58,4 +59,6 @@ def models_cmd(
     if name:
         console.print(f"[bold]paper:[/] {cards[0].paper}\n[bold]notes:[/] {cards[0].notes}")
     else:
-        console.print("input: dp R+L = two dual-pixel views stacked right then left; rgb = one image.")
+        console.print("input: dp R+L = two dual-pixel views stacked right then left; rgb = one image. "
+                      "tiling: deblur's default tile size (align: tile starts fall on multiples of it); "
+                      "whole image: the model does not tile exactly.", soft_wrap=True)

@@ -23,6 +23,7 @@ def split_dp_cmd(
     black_level: Optional[int] = typer.Option(None, "--black-level", help="Override the black level (view pairs: default 1024)."),
     white_level: Optional[int] = typer.Option(None, "--white-level", help="Override the white level (view pairs: default 16383)."),
     mask: bool = typer.Option(False, "--mask", help="Also write the saturation mask (8-bit, 255 = A+B clipped)."),
+    wiggle: Optional[str] = typer.Option(None, "--wiggle", metavar="gif|webp", help="Also write a looping left/right animation showing the disparity (<id>_wiggle.gif|webp; dpdd: <split>_c/wiggle/)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo items whose outputs exist."),
     recursive: bool = typer.Option(False, "-r", "--recursive", help="Descend into sub-folders."),
     as_json: bool = typer.Option(False, "--json", help="Print the batch report as JSON on stdout."),
@@ -33,7 +34,7 @@ def split_dp_cmd(
 
     from dpdeblur.utils.atomic import check_output_folder
 
-    check_split_options(layout, split, stored_view, scale, black_level, white_level)  # before any work
+    check_split_options(layout, split, stored_view, scale, black_level, white_level, wiggle)  # before any work
     check_output_folder(outdir)
     ff = None
     if flat_field and flat_field[0] is not None:
@@ -43,7 +44,7 @@ def split_dp_cmd(
     items = dual_pixel_inputs(inputs, recursive)
 
     def one(path):
-        return split_dual_pixel(path, outdir, layout, split, overwrite, mask, stored_view=stored_view,
+        return split_dual_pixel(path, outdir, layout, split, overwrite, mask, wiggle, stored_view=stored_view,
                                 flat_field=ff, scale=scale, black_level=black_level, white_level=white_level)
 
     report = run_batch(items, one, label="split-dp", progress=not as_json)

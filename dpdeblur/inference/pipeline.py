@@ -14,6 +14,7 @@ Three steps, each one place in this module:
 from __future__ import annotations
 
 import glob
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -241,16 +242,16 @@ def load_item(item: InputItem, dual_pixel: bool, raw_options: dict | None = None
 # ----------------------------------------------------------------------------- model
 
 
-def require_weights(name: str, weights: str | Path | None = None) -> None:
+def require_weights(name: str | None, weights: str | Path | None = None) -> None:
     """Raise :class:`WeightsError` naming the model and how to get weights when it has none (cheap: builds nothing)."""
-    from dpdeblur.models import get_card, resolve_weights
+    from dpdeblur.models import resolve_model, resolve_weights
 
-    card = get_card(name)
     if weights is not None:
         from dpdeblur.models.weights import check_weights_file
 
         check_weights_file(weights)
         return
+    card, _ = resolve_model(name)
     if resolve_weights(card) is None:
         where = f" (looked for {card.weights} in $DPDEBLUR_WEIGHTS_DIR, ~/.cache/dpdeblur/weights, assets/weights)" if card.weights else ""
         raise WeightsError(
@@ -258,8 +259,11 @@ def require_weights(name: str, weights: str | Path | None = None) -> None:
             f"or train them with `dpdeblur train --model {card.name}`")
 
 
-def load_model(name: str, weights: str | Path | None = None, model_config: dict[str, Any] | None = None):
-    """Build ``name`` with ``weights`` (or its default weights); fail fast, naming the model, when it has none."""
+def load_model(name: str | None = None, weights: str | Path | None = None, model_config: dict[str, Any] | None = None):
+    """Build ``name`` with ``weights`` (or its default weights); fail fast, naming the model, when it has none.
+
+    ``name`` and ``model_config`` default to what a self-describing weights file says
+    (see :func:`dpdeblur.models.resolve_model`)."""
     from dpdeblur.models import create_model
 
     require_weights(name, weights)
@@ -270,32 +274,49 @@ class Deblurrer:
     """A model ready for photos: device, precision and tiling settings.
 
     Args:
-        model: registry name or a built ``nn.Module`` (with ``card`` for dual-pixel models).
+        model: registry name, None (the model a self-describing ``weights`` file names)
+            or a built ``nn.Module`` (with ``card`` for dual-pixel models).
         weights, model_config: for a name (see :func:`load_model`).
-        tile, overlap, blend, tile_batch, global_stats: see :class:`~dpdeblur.inference.tiling.TileSettings`.
+        tile: tile size; None = the model card's recommendation (0, whole image, for
+            models that do not tile exactly such as FCN; 512 without a card).
+        overlap, blend, tile_batch, global_stats: see :class:`~dpdeblur.inference.tiling.TileSettings`.
         device: ``auto|cpu|cuda|cuda:N|mps``; precision: ``auto|fp32|bf16|fp16``.
-        warn: callback for one-off warnings (GPU out of memory).
+        warn: callback for one-off warnings (GPU out of memory, tiling a model that does not tile).
     """
 
-    def __init__(self, model, weights=None, model_config=None, *, tile: int = 512, overlap: int = 64,
+    def __init__(self, model=None, weights=None, model_config=None, *, tile: int | None = None, overlap: int = 64,
                  blend: str = "hann", tile_batch: int = 1, global_stats: bool = True, device: str = "auto",
                  precision: str = "auto", compile: bool = False, channels_last: bool = False,
                  warn: Callable[[str], None] | None = None) -> None:
         from dpdeblur.inference.device import prepare_model, resolve_device, resolve_precision
-        from dpdeblur.inference.tiling import TileSettings, check_tiling
+        from dpdeblur.inference.tiling import check_tiling
 
-        check_tiling(tile, overlap, blend, tile_batch)
+        check_tiling(tile, overlap, blend, tile_batch)  # before any work
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
-        if isinstance(model, str):
+        if model is None or isinstance(model, str):
             model = load_model(model, weights, model_config)
         self.card = getattr(model, "card", None)
+        self.warn = warn
+        self.settings = self.tile_settings(tile, overlap, blend=blend, tile_batch=tile_batch, global_stats=global_stats)
         self.dual_pixel = bool(self.card and self.card.layout == "dp")
         self.views = tuple(self.card.views) if self.dual_pixel else ()
         self.channels_last = channels_last
         self.model = prepare_model(model, self.device, compile=compile, channels_last=channels_last)
-        self.settings = TileSettings(tile=tile, overlap=overlap, blend=blend, tile_batch=tile_batch, global_stats=global_stats)
-        self.warn = warn
+
+    def tile_settings(self, tile: int | None = None, overlap: int = 64, **options):
+        """Checked :class:`~dpdeblur.inference.tiling.TileSettings`; ``tile=None`` takes the card's
+        recommendation, and tiling a model whose card says it does not tile warns once."""
+        from dpdeblur.inference.tiling import TileSettings, check_tiling
+
+        if tile is None:
+            tile = self.card.tile if self.card is not None else TileSettings.tile
+        elif tile and self.card is not None and not self.card.tileable:
+            msg = (f"{self.card.name} does not tile exactly (each stage splits and pools its whole input), "
+                   f"so tile {tile} changes its result; tile 0 (its default) runs the whole image")
+            (self.warn or (lambda m: warnings.warn(m, RuntimeWarning, stacklevel=3)))(msg)
+        check_tiling(tile, overlap, options.get("blend", "hann"), options.get("tile_batch", 1))
+        return TileSettings(tile=tile, overlap=overlap, **options)
 
     def model_input(self, loaded: Loaded):
         """:math:`(1, 3V, H, W)` float32 CPU tensor: views stacked in the card's order, or the image."""
@@ -315,12 +336,13 @@ class Deblurrer:
             x[0, 3 * k : 3 * k + 3] = torch.from_numpy(to_float(a)).permute(2, 0, 1)
         return x
 
-    def run(self, loaded: Loaded) -> np.ndarray:
-        """Deblur a decoded item; returns :math:`(H, W, 3)` float32 in [0, 1]."""
+    def run(self, loaded: Loaded, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Deblur a decoded item; returns :math:`(H, W, 3)` float32 in [0, 1].
+        ``progress(done, total)`` is called as tiles finish."""
         from dpdeblur.inference.tiling import tiled_forward
 
         x = self.model_input(loaded)
-        y = tiled_forward(self.model, x, self.settings, self.device, self.dtype, self.channels_last, self.warn)
+        y = tiled_forward(self.model, x, self.settings, self.device, self.dtype, self.channels_last, self.warn, progress)
         del x
         out = y[0].clamp_(0, 1).permute(1, 2, 0).numpy()
         if loaded.pending_orientation != 1:
@@ -365,7 +387,7 @@ def check_output_options(ext: str = "auto", bit_depth: str | int = "auto", quali
 
 
 def check_deblur_options(*, ext: str = "auto", bit_depth: str | int = "auto", quality: int = 95,
-                         suffix: str = "_deblurred", tile: int = 512, overlap: int = 64, blend: str = "hann",
+                         suffix: str = "_deblurred", tile: int | None = None, overlap: int = 64, blend: str = "hann",
                          tile_batch: int = 1, device: str = "auto", precision: str = "auto") -> None:
     """Every option of ``dpdeblur deblur`` checked before any work (usage errors naming the option)."""
     from dpdeblur.inference.device import resolve_device, resolve_precision
@@ -444,8 +466,8 @@ def deblur_files(
 _CACHE: dict[tuple, Deblurrer] = {}
 
 
-def deblur(image_or_views, model, weights=None, tile: int = 512, overlap: int = 64, *,
-           model_config: dict[str, Any] | None = None, **options) -> np.ndarray:
+def deblur(image_or_views, model=None, weights=None, tile: int | None = None, overlap: int = 64, *,
+           model_config: dict[str, Any] | None = None, progress: bool = False, **options) -> np.ndarray:
     """Deblur one photo in a notebook.
 
     Args:
@@ -453,19 +475,22 @@ def deblur(image_or_views, model, weights=None, tile: int = 512, overlap: int = 
             single-image models; a ``(left, right)`` tuple of arrays or paths for
             dual-pixel models; or a path (an image, an ``<id>_L``/``<id>_R`` view
             whose twin is beside it, or a raw dual-pixel file).
-        model: registry name (``"dmtnet-s"``) or a built model.
+        model: registry name (``"dmtnet-s"``) or a built model; None: the model a
+            ``.safetensors`` from ``dpdeblur train`` names (with its builder config).
         weights: weights file; default: the model's bundled weights.
-        tile, overlap: tiling (``tile=0``: whole image).
-        model_config: builder overrides (tiny test configs).
+        tile, overlap: tiling (``tile=0``: whole image; None: the model card's default).
+        model_config: builder overrides (tiny test configs); default: the weights file's.
+        progress: show a ``tqdm.auto`` progress bar over the tiles (a widget in Jupyter).
         **options: ``blend``, ``tile_batch``, ``device``, ``precision``, ``global_stats``, ``compile``, ``channels_last``.
 
     Returns:
         :math:`(H, W, 3)` float32 RGB in [0, 1] (upright: EXIF orientation applied).
     """
-    from dpdeblur.inference.tiling import TileSettings
+    from dpdeblur.inference.tiling import check_tiling
 
     tiling = {k: options.pop(k) for k in ("blend", "tile_batch", "global_stats") if k in options}
-    if isinstance(model, str):  # keep the last model built from a name: notebook loops do not rebuild it
+    check_tiling(tile, overlap, tiling.get("blend", "hann"), tiling.get("tile_batch", 1))
+    if model is None or isinstance(model, str):  # keep the last model built from a name: notebook loops do not rebuild it
         key = (model, str(weights), repr(sorted((model_config or {}).items())), repr(sorted(options.items())))
         if key not in _CACHE:
             _CACHE.clear()
@@ -473,24 +498,47 @@ def deblur(image_or_views, model, weights=None, tile: int = 512, overlap: int = 
         d = _CACHE[key]
     else:
         d = Deblurrer(model, **options)
-    from dpdeblur.inference.tiling import check_tiling
+    d.settings = d.tile_settings(tile, overlap, **tiling)
+    bar = _TileBar() if progress else None
+    try:
+        return _deblur_one(d, image_or_views, bar)
+    finally:
+        if bar is not None:
+            bar.close()
 
-    check_tiling(tile, overlap, tiling.get("blend", "hann"), tiling.get("tile_batch", 1))
-    d.settings = TileSettings(tile=tile, overlap=overlap, **tiling)
+
+class _TileBar:
+    """``tqdm.auto`` bar fed by :func:`~dpdeblur.inference.tiling.tiled_forward`'s ``progress(done, total)``."""
+
+    def __init__(self) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=0, unit="tile", desc="deblur")
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar.total != total or done < self.bar.n:  # first call, or a retry with smaller tiles
+            self.bar.reset(total=total)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _deblur_one(d: Deblurrer, image_or_views, progress=None) -> np.ndarray:
     x = image_or_views
     if isinstance(x, (str, Path)):
         items = collect_items([x], d.dual_pixel)
-        return d.run(load_item(items[0], d.dual_pixel))
+        return d.run(load_item(items[0], d.dual_pixel), progress)
     if isinstance(x, (tuple, list)) and len(x) == 2:
         if not d.dual_pixel:
             raise UsageError("a (left, right) pair is for dual-pixel models; pass one image")
         lv, rv = (read_image(v).rgb if isinstance(v, (str, Path)) else to_float(np.asarray(v)) for v in x)
         if lv.shape != rv.shape or lv.ndim != 3 or lv.shape[2] != 3:
             raise UsageError(f"views must be two (H, W, 3) arrays of one size, got {lv.shape} and {rv.shape}")
-        return d.run(Loaded(views={"left": lv, "right": rv}))
+        return d.run(Loaded(views={"left": lv, "right": rv}), progress)
     a = np.asarray(x)
     if d.dual_pixel:
         raise UsageError("a dual-pixel model needs (left, right) views or a path")
     if a.ndim != 3 or a.shape[2] != 3:
         raise UsageError(f"expected an (H, W, 3) image, got shape {a.shape}")
-    return d.run(Loaded(image=to_float(a)))
+    return d.run(Loaded(image=to_float(a)), progress)

@@ -58,18 +58,18 @@ class TileSettings:
     blend: str = "hann"
     tile_batch: int = 1
     global_stats: bool = True
-    stats_passes: int = 1
     min_tile: int = 128
 
 
-def check_tiling(tile: int, overlap: int, blend: str = "hann", tile_batch: int = 1) -> None:
+def check_tiling(tile: int | None, overlap: int, blend: str = "hann", tile_batch: int = 1) -> None:
     """The one rule set for ``--tile --overlap --blend --tile-batch`` (deblur, bench speed and
-    quality, the Python API): a :class:`~dpdeblur.errors.UsageError` naming the option."""
+    quality, the Python API): a :class:`~dpdeblur.errors.UsageError` naming the option.
+    ``tile=None`` (the model card's default, not known yet) checks the other options."""
     from dpdeblur.errors import UsageError
 
     if blend not in BLENDS:
         raise UsageError(f"--blend {blend!r}: choose one of {', '.join(BLENDS)}")
-    if tile < 0:
+    if tile is not None and tile < 0:
         raise UsageError(f"--tile {tile}: must be >= 0 (0 = whole image)")
     if overlap < 0:
         raise UsageError(f"--overlap {overlap}: must be >= 0")
@@ -195,8 +195,9 @@ class _Runner:
         return y.float().cpu()
 
 
-def _pass(run, xp, th, tw, tiles, ys, xs, blend, batch, on_tile, before=None):
-    """One sweep over all tiles: ``before(weights)``, run, then ``on_tile(outputs, idx, weights)``."""
+def _pass(run, xp, th, tw, tiles, ys, xs, blend, batch, on_tile, before=None, tick=None):
+    """One sweep over all tiles: ``before(weights)``, run, then ``on_tile(outputs, idx, weights)``
+    and ``tick(number of tiles done)``."""
     for b0 in range(0, len(tiles), batch):
         idx = tiles[b0 : b0 + batch]
         crops = torch.cat([_crop(xp, ys[i], xs[j], th, tw) for i, j in idx])
@@ -206,41 +207,43 @@ def _pass(run, xp, th, tw, tiles, ys, xs, blend, batch, on_tile, before=None):
         y = run(crops)
         if on_tile is not None:
             on_tile(y, idx, w)
+        if tick is not None:
+            tick(len(idx))
 
 
-def _global_stats(model, run, xp, grid, s: TileSettings) -> None:
+def _global_stats(model, run, xp, grid, s: TileSettings, tick=None) -> None:
     """Set ``pooled_override`` of every pooling module to the image-level mean of its input.
 
     Each tile's input to the module is averaged with the tile's blending window
     (resized to the feature resolution), so every image pixel counts once. With
-    several pooling modules in a chain, pass ``p`` makes module ``p`` exact given
-    exact statistics upstream; one pass is already close (see the README).
+    several pooling modules in a chain, the statistics of a module downstream of
+    another are those of the tiles' features (which saw tile statistics upstream);
+    one pass is already close (see the README).
     """
     mods = pooled_modules(model)
     for m in mods:
         m.pooled_override = None
-    for _ in range(max(1, s.stats_passes)):
-        num: dict[int, torch.Tensor] = {}
-        den: dict[int, float] = {}
-        wmaps: list[torch.Tensor] = []
+    num: dict[int, torch.Tensor] = {}
+    den: dict[int, float] = {}
+    wmaps: list[torch.Tensor] = []
 
-        def hook(mod, args):
-            x = args[0]  # (B, C, h, w)
-            wm = F.interpolate(wmaps[0].to(x.device), size=x.shape[-2:], mode="area")  # (B, 1, h, w)
-            num[id(mod)] = num.get(id(mod), 0) + (x.float() * wm).sum(dim=(0, 2, 3)).double().cpu()
-            den[id(mod)] = den.get(id(mod), 0.0) + float(wm.sum())
+    def hook(mod, args):
+        x = args[0]  # (B, C, h, w)
+        wm = F.interpolate(wmaps[0].to(x.device), size=x.shape[-2:], mode="area")  # (B, 1, h, w)
+        num[id(mod)] = num.get(id(mod), 0) + (x.float() * wm).sum(dim=(0, 2, 3)).double().cpu()
+        den[id(mod)] = den.get(id(mod), 0.0) + float(wm.sum())
 
-        def before(w):
-            wmaps[:] = [torch.stack(w)[:, None]]
+    def before(w):
+        wmaps[:] = [torch.stack(w)[:, None]]
 
-        handles = [m.register_forward_pre_hook(hook) for m in mods]
-        try:
-            _pass(run, xp, *grid, s.blend, max(1, s.tile_batch), None, before)
-        finally:
-            for h in handles:
-                h.remove()
-        for m in mods:  # all set at once: the next pass sees this pass's statistics everywhere
-            m.pooled_override = (num[id(m)] / den[id(m)]).float().view(1, -1, 1, 1)
+    handles = [m.register_forward_pre_hook(hook) for m in mods]
+    try:
+        _pass(run, xp, *grid, s.blend, max(1, s.tile_batch), None, before, tick)
+    finally:
+        for h in handles:
+            h.remove()
+    for m in mods:
+        m.pooled_override = (num[id(m)] / den[id(m)]).float().view(1, -1, 1, 1)
 
 
 def tiled_forward(
@@ -251,6 +254,7 @@ def tiled_forward(
     dtype: torch.dtype | None = None,
     channels_last: bool = False,
     warn: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Run ``model`` over ``x`` tile by tile.
 
@@ -262,6 +266,8 @@ def tiled_forward(
         device: where the model runs; canvases stay on the CPU.
         dtype: autocast dtype (None / float32 = full precision).
         warn: called once with a message when CUDA runs out of memory and the tile is halved.
+        progress: called as ``progress(done, total)`` after every forward pass (tiles of
+            both passes when global statistics run; starts again if the tile is halved).
 
     Returns:
         :math:`(1, C_{out}, H, W)` float32 on the CPU.
@@ -276,10 +282,18 @@ def tiled_forward(
     while True:
         grid = plan_tiles(model, h, w, tile, s.overlap)
         th, tw, tiles, ys, xs = grid
+        stats = bool(mods and s.global_stats and len(tiles) > 1)
+        total, done = len(tiles) * (2 if stats else 1), [0]
+
+        def tick(n: int) -> None:
+            done[0] += n
+            if progress is not None:
+                progress(done[0], total)
+
         try:
             with torch.inference_mode():
-                if mods and s.global_stats and len(tiles) > 1:
-                    _global_stats(model, run, x, grid, s)
+                if stats:
+                    _global_stats(model, run, x, grid, s, tick)
                 out = weight = None
 
                 def on_tile(y, idx, wts):
@@ -294,7 +308,7 @@ def tiled_forward(
                         out[0, :, y0 : y0 + ch, x0 : x0 + cw].add_(yk[:, :ch, :cw] * wk[:ch, :cw])
                         weight[0, 0, y0 : y0 + ch, x0 : x0 + cw].add_(wk[:ch, :cw])
 
-                _pass(run, x, *grid, s.blend, max(1, s.tile_batch), on_tile)
+                _pass(run, x, *grid, s.blend, max(1, s.tile_batch), on_tile, tick=tick)
             break
         except _OOM:
             if torch.device(device).type == "cuda":

@@ -1,10 +1,12 @@
 """``split-dp`` library side: dual-pixel files -> left / right / combined 16-bit PNGs.
 
 Layouts ``flat`` and ``dpdd`` (:mod:`dpdeblur.data.layouts`; ``<id>`` = raw file stem, or the
-pair's stem without its view suffix): left, right and combined views, a JSON sidecar and an
-optional mask per item.
+pair's stem without its view suffix): left, right and combined views, a JSON sidecar, an
+optional mask and an optional wiggle animation per item.
 
 The JSON sidecar holds :attr:`DualPixelViews.meta`; the mask is 8-bit (255 = A+B saturated).
+The wiggle is the usual way to show dual-pixel disparity: an endlessly looping animation that
+alternates the left and right views (8-bit sRGB), written with imageio.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from dpdeblur.errors import InputError, UsageError, few
 from dpdeblur.io.raw import PAIR_EXTS, RAW_EXTS, is_pair_file, read_dual_pixel
 from dpdeblur.utils.batch import ItemResult, expand_inputs
 
-__all__ = ["LAYOUTS", "SPLITS", "item_id", "output_paths", "dual_pixel_inputs", "split_dual_pixel"]
+__all__ = ["LAYOUTS", "SPLITS", "WIGGLE_FORMATS", "item_id", "output_paths", "dual_pixel_inputs", "split_dual_pixel",
+           "write_wiggle"]
 
 LAYOUTS = tuple(list_layouts("split-dp"))
 SPLITS = DPDD.splits
+WIGGLE_FORMATS = ("gif", "webp")
 
 
 def item_id(path: str | Path) -> str:
@@ -28,15 +32,41 @@ def item_id(path: str | Path) -> str:
     return view_id(p.stem, (LONG,)) if p.suffix.lower() in PAIR_EXTS else p.stem
 
 
-def output_paths(path: str | Path, outdir: str | Path, layout: str = "flat", split: str = "test") -> dict[str, Path]:
-    """Where one input's files go: keys ``left``, ``right``, ``combined``, ``meta``, ``mask``."""
+def output_paths(path: str | Path, outdir: str | Path, layout: str = "flat", split: str = "test",
+                 wiggle: str | None = None) -> dict[str, Path]:
+    """Where one input's files go: keys ``left``, ``right``, ``combined``, ``meta``, ``mask``
+    (+ ``wiggle`` when a wiggle format is given)."""
     if layout not in LAYOUTS:
         raise UsageError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if wiggle is not None and wiggle not in WIGGLE_FORMATS:
+        raise UsageError(f"--wiggle must be one of {', '.join(WIGGLE_FORMATS)}, got {wiggle!r}")
     i, o = item_id(path), Path(outdir)
-    paths = DPDD.item_paths(o, split, i) if layout == DPDD.name else get_layout(layout).item_paths(o, i)
-    return {k: paths[k] for k in ("left", "right", "combined", "meta", "mask")}
+    paths = (DPDD.item_paths(o, split, i, wiggle) if layout == DPDD.name
+             else get_layout(layout).item_paths(o, i, wiggle))
+    return {k: paths[k] for k in ("left", "right", "combined", "meta", "mask", "wiggle") if k in paths}
+
+
+def write_wiggle(path: str | Path, left, right, frame_ms: int = 200) -> None:
+    """Atomically write a looping left/right animation (GIF or WebP, by ``path``'s suffix).
+
+    ``left``/``right``: :math:`(H, W, 3)` sRGB views (float in [0, 1] or integer images).
+    """
+    import imageio.v3 as iio
+    import numpy as np
+
+    from dpdeblur.io.images import from_float, to_float
+    from dpdeblur.utils.atomic import atomic_path
+
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in WIGGLE_FORMATS:
+        raise UsageError(f"{path}: a wiggle is written as {' or '.join(WIGGLE_FORMATS)}")
+    frames = np.stack([from_float(to_float(v), 8) for v in (left, right)])
+    extra = {"lossless": False, "quality": 90} if fmt == "webp" else {}
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, frames, extension=f".{fmt}", duration=frame_ms, loop=0, **extra)
 
 
 def dual_pixel_inputs(inputs, recursive: bool = False) -> list[Path]:
@@ -64,7 +94,7 @@ def dual_pixel_inputs(inputs, recursive: bool = False) -> list[Path]:
 
 
 def check_split_options(layout: str = "flat", split: str = "test", stored_view: str = "right", scale: float = 1.0,
-                        black_level: int | None = None, white_level: int | None = None) -> None:
+                        black_level: int | None = None, white_level: int | None = None, wiggle: str | None = None) -> None:
     """Usage errors for ``split-dp``'s options, before any file is read (also contradicting levels)."""
     if stored_view not in ("left", "right"):
         raise UsageError(f"--stored-view must be left or right, got {stored_view!r}")
@@ -75,7 +105,7 @@ def check_split_options(layout: str = "flat", split: str = "test", stored_view: 
             raise UsageError(f"{name} {v}: must be in 0..65535")
     if black_level is not None and white_level is not None and black_level >= white_level:
         raise UsageError(f"--black-level {black_level} must be below --white-level {white_level}")
-    output_paths("x.dng", ".", layout, split)  # --layout / --split
+    output_paths("x.dng", ".", layout, split, wiggle)  # --layout / --split / --wiggle
 
 
 def split_dual_pixel(
@@ -85,9 +115,11 @@ def split_dual_pixel(
     split: str = "test",
     overwrite: bool = False,
     mask: bool = False,
+    wiggle: str | None = None,
     **read_options,
 ) -> ItemResult:
-    """Split one file and write its views, sidecar and optional mask (atomic writes).
+    """Split one file and write its views, sidecar, optional mask and optional
+    ``wiggle`` animation (``"gif"`` or ``"webp"``; atomic writes).
 
     ``read_options`` go to :func:`~dpdeblur.io.raw.read_dual_pixel`. When every
     output exists and ``overwrite`` is False the item is ``skipped``.
@@ -95,8 +127,8 @@ def split_dual_pixel(
     from dpdeblur.io.images import write_image
     from dpdeblur.utils.atomic import atomic_write_text
 
-    paths = output_paths(path, outdir, layout, split)
-    wanted = ["left", "right", "combined", "meta"] + (["mask"] if mask else [])
+    paths = output_paths(path, outdir, layout, split, wiggle)
+    wanted = ["left", "right", "combined", "meta"] + (["mask"] if mask else []) + (["wiggle"] if wiggle else [])
     if not overwrite and all(paths[k].exists() for k in wanted):
         return ItemResult(str(path), status="skipped", outputs=[str(paths[k]) for k in wanted])
     v = read_dual_pixel(path, **read_options)
@@ -104,6 +136,8 @@ def split_dual_pixel(
         write_image(paths[k], getattr(v, k), bit_depth=16)
     if mask:
         write_image(paths["mask"], v.saturation_mask.astype("uint8") * 255, bit_depth=8)
+    if wiggle:
+        write_wiggle(paths["wiggle"], v.left, v.right)
     atomic_write_text(paths["meta"], json.dumps(v.meta, indent=2) + "\n")
     info = {k: v.meta.get(k) for k in ("camera", "saturation", "orientation", "stored_view", "shape")}
     return ItemResult(str(path), outputs=[str(paths[k]) for k in wanted], info=info)

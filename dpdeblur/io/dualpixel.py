@@ -1,6 +1,8 @@
 """Dual-pixel views from raw sensor data: extraction, development, flat-field.
 
-The pipeline (REFERENCE.md section 5)::
+The pipeline (each photodiode holds about half the light, so a view is scaled x2
+to match the combined image, as in the DPDD set of "Defocus Deblurring Using
+Dual-Pixel Data", Abuolaim & Brown, arXiv:2005.00305)::
 
     frames (A+B, stored)  --extract_views-->  CFA views (black-subtracted, x2)
         --develop (LibRaw, one parameter set)-->  linear RGB (H, W, 3)

@@ -30,7 +30,7 @@ from dpdeblur.io.dualpixel import (
 
 __all__ = [
     "RAW_EXTS", "PAIR_EXTS", "STORED_VIEW", "DualPixelViews", "RawFrame",
-    "read_dual_pixel", "read_raw_frames", "load_flat_field", "count_frames", "pair_paths", "is_pair_file",
+    "read_dual_pixel", "read_raw_frames", "load_flat_field", "pair_paths", "is_pair_file",
 ]
 
 RAW_EXTS = (".cr2", ".cr3", ".dng")
@@ -140,22 +140,6 @@ def _check_complete(path: Path) -> None:
         return
     if ends and max(ends) > size:
         raise InputError(f"{path}: truncated or corrupt raw file (image data ends at byte {max(ends)}, file has {size}); copy it from the card again")
-
-
-def count_frames(path: str | Path, limit: int = 8) -> int:
-    """Number of raw frames LibRaw exposes (raise shot_select until it refuses;
-    LibRaw only refuses at unpack, so this decodes every frame)."""
-    import rawpy
-
-    path = Path(path)
-    n = 0
-    while n < limit:
-        try:
-            _open(path, n).close()
-        except rawpy.LibRawRequestForNonexistentImageError:
-            break
-        n += 1
-    return n
 
 
 def _frame(r, black_level, white_level) -> RawFrame:

@@ -1,4 +1,4 @@
-"""Training criteria (the ``Criterion`` interface of INTERFACES.md) and their factory.
+"""Training criteria (the ``Criterion`` interface every loss implements) and their factory.
 
 A criterion is an ``nn.Module`` called as ``criterion(output, batch, epoch)`` and
 returning ``(loss, logs)``: ``output`` is the model's output (a tensor, or a list of
@@ -53,6 +53,7 @@ def register_criterion(name: str, factory: Callable[..., nn.Module]) -> None:
 
 
 def list_criteria() -> list[str]:
+    """Registered criterion names (what ``--loss`` accepts)."""
     return list(_FACTORIES)
 
 

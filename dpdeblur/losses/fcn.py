@@ -29,7 +29,7 @@ __all__ = ["MultiStageRatioLoss"]
 
 
 class MultiStageRatioLoss(nn.Module):
-    """Criterion (see INTERFACES.md): ``forward(output, batch, epoch) -> (loss, logs)``.
+    """Criterion (see :mod:`dpdeblur.losses.criteria`): ``forward(output, batch, epoch) -> (loss, logs)``.
 
     Args:
         n_stages: number of stage images the model returns (FCN: 4).

@@ -44,7 +44,7 @@ WARMUP_MODES = ("paper", "code")
 
 
 class JDRLLoss(nn.Module):
-    """Criterion (INTERFACES.md): ``forward(output, batch, epoch) -> (loss, logs)``.
+    """Criterion (see :mod:`dpdeblur.losses.criteria`): ``forward(output, batch, epoch) -> (loss, logs)``.
 
     Args:
         base: the model's default criterion; its pixel term is replaced. Kept as a

@@ -10,7 +10,8 @@ from dpdeblur.models.registry import (
     list_models,
     parse_model_config,
     register_model,
+    resolve_model,
     resolve_weights,
 )
 
-__all__ = ["ModelCard", "create_model", "get_card", "list_models", "parse_model_config", "register_model", "resolve_weights"]
+__all__ = ["ModelCard", "create_model", "get_card", "list_models", "parse_model_config", "register_model", "resolve_model", "resolve_weights"]

@@ -56,6 +56,8 @@ for name, nd, params, macs, pp, pm, psnr, ssim, mae in _DMTNET:
             module="dpdeblur.models.dmtnet",
             builder="dmtnet",
             config={"n_dmssrm": nd},
+            # starts on the 28-px attention-window grid (patch 4 x window 7) and the padding multiple
+            tile_align=28 if nd == 0 else 112,
             weights=BUNDLED.get(name, (None, None))[0],
             weights_sha256=BUNDLED.get(name, (None, None))[1],
             notes=_DMTNET_NOTES,
@@ -80,6 +82,11 @@ register_model(
         module="dpdeblur.models.fcn",
         builder="fcn",
         config={"dim": 96, "n_pb": 2, "n_efem": 5, "n_rim": 4, "groups": (8, 4, 2, 1)},
+        # its stages split their whole input into 2x4 / 2x2 / 2x1 patches with per-patch means:
+        # a tile's patches are not the image's, so it runs whole-image by default
+        tileable=False,
+        tile=0,
+        tile_align=16,
         notes=(
             "Four stages on 8/4/2/1 patches (grids 2x4, 2x2, 2x1, 1x1); returns the 4 stage images, "
             "the last is final. PB = conv3x3 + 2 SELU blocks; query-key: G sigmoid query maps from a "
@@ -113,6 +120,7 @@ register_model(
         module="dpdeblur.models.unet",
         builder="unet",
         config={"base": 64, "depth": 5, "dropout": 0.4},
+        tile_align=16,
         notes=(
             "JDRL's baseline U-Net (supplement Table 6): 64-128-256-512-1024, two conv3x3+ReLU per level, "
             "max-pool, dropout 0.4 at the two deepest levels, nearest upsample + conv3x3+ReLU, concat skip, "

@@ -288,16 +288,12 @@ class AdaptiveScaleSelect(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(dim, scales, 1)
         self.pooled_override: torch.Tensor | None = None
-        self.record_pooled: bool = False
-        self.last_pooled: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pooled_override is not None:
             pooled = self.pooled_override.to(device=x.device, dtype=x.dtype).expand(x.shape[0], -1, 1, 1)
         else:
             pooled = F.adaptive_avg_pool2d(x, 1)
-        if self.record_pooled:
-            self.last_pooled = pooled.detach()
         return torch.softmax(self.conv(pooled), dim=1)
 
 

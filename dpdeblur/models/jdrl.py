@@ -34,7 +34,7 @@ from torch import nn
 
 from dpdeblur.models.blocks import cached_tensors
 
-__all__ = ["ReblurNet", "ring_filters", "isotropic_kernels", "seed_slices"]
+__all__ = ["ReblurNet", "isotropic_kernels", "seed_slices"]
 
 
 def seed_slices(m: int = 8) -> list[slice]:
@@ -63,11 +63,6 @@ def _bank(m: int) -> tuple[torch.Tensor, torch.Tensor]:
             p[sl.start + j, k, j] = 1
         p[sl.start + i - 1, k, len(full) + i - 2] = 1  # a_{i-1}: cut at radius i - 1
     return bank, p
-
-
-def ring_filters(m: int = 8) -> torch.Tensor:
-    """The fixed ring filters, :math:`(2m-2, 2m-1, 2m-1)`."""
-    return _bank(m)[0].clone()
 
 
 def _ring_coefficients(seeds: torch.Tensor, m: int) -> torch.Tensor:

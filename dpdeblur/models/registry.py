@@ -21,6 +21,7 @@ __all__ = [
     "get_card",
     "create_model",
     "resolve_weights",
+    "resolve_model",
     "ASSETS_WEIGHTS_DIR",
     "parse_model_config",
     "builder_options",
@@ -54,6 +55,12 @@ class ModelCard:
         module: python module holding the builder.
         builder: builder function name in ``module``.
         config: keyword arguments passed to the builder.
+        tileable: whether tiled inference reproduces the whole-image result (up to
+            the blend): False for networks that split or pool their whole input by
+            design (FCN's patch stages), which then run whole-image by default.
+        tile: recommended tile size in pixels for ``deblur``; 0 = whole image.
+        tile_align: tile starts fall on multiples of this (with the default config),
+            e.g. DMTNet's attention-window grid (patch 4 x window 7 = 28 px).
         notes: free text (choices made where the paper is silent).
     """
 
@@ -73,7 +80,14 @@ class ModelCard:
     module: str = ""
     builder: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    tileable: bool = True
+    tile: int = 512
+    tile_align: int = 1
     notes: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.tileable and self.tile:
+            raise ValueError(f"model card {self.name}: a model that does not tile recommends tile=0")
 
     @property
     def in_channels(self) -> int:
@@ -156,8 +170,70 @@ def resolve_weights(card: ModelCard) -> Path | None:
     return None
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Config values equal up to tuple/list (JSON metadata turns tuples into lists)."""
+    norm = lambda v: list(map(norm, v)) if isinstance(v, (list, tuple)) else v  # noqa: E731
+    return norm(a) == norm(b)
+
+
+def resolve_model(
+    name: str | None = None,
+    weights: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    default: str | None = None,
+) -> tuple[ModelCard, dict[str, Any]]:
+    """The model card and builder overrides to build for ``weights``.
+
+    A ``.safetensors`` written by ``dpdeblur train`` or :func:`save_weights` names its
+    model and builder overrides in its metadata (see :mod:`dpdeblur.models.weights`):
+    they are the defaults, so such a file loads with no name and no overrides. A
+    requested ``name`` or override that contradicts the file raises
+    :class:`~dpdeblur.errors.UsageError` naming both. Without metadata (``.pt`` files,
+    foreign weights) ``name`` (or ``default``) and ``overrides`` are used as given.
+
+    Returns:
+        ``(card, overrides)``: build with ``{**card.config, **overrides}``.
+    """
+    from dpdeblur.errors import UsageError, few
+    from dpdeblur.models.weights import weights_model
+
+    overrides = dict(overrides or {})
+    file_name, file_cfg = weights_model(weights) if weights is not None else (None, None)
+    if file_name is not None and file_name.lower() not in list_models():
+        raise UsageError(f"{weights} holds weights of model {file_name!r}, which this version does not know "
+                         f"(known: {', '.join(list_models())})")
+    if name is None:
+        name = file_name or default
+    if name is None:
+        if weights is None:
+            raise UsageError("no model given: name a registered model (see `dpdeblur models`) or pass weights written by `dpdeblur train`")
+        raise UsageError(f"{weights}: the file does not say which model it holds (no dpdeblur metadata); "
+                         "name the model it was trained for (see `dpdeblur models`)")
+    card = get_card(name)
+    if file_name is not None and file_name.lower() != card.name:
+        raise UsageError(f"{weights} holds {file_name} weights but model {card.name} was requested; "
+                         f"leave the model out to use the file's, or pass weights trained for {card.name}")
+    if file_cfg is None:
+        return card, overrides
+    trained = {**card.config, **file_cfg}
+    clash = []
+    for k, v in overrides.items():
+        if k not in trained:
+            trained = {**builder_options(card.name), **file_cfg}  # the builder's defaults (imports the network)
+            if k not in trained:  # not a builder argument: create_model reports it
+                continue
+        if not _same(v, trained[k]):
+            clash.append(f"{k}={v!r} (file: {trained[k]!r})")
+    if clash:
+        shown = ",".join(f"{k}={v!r}" for k, v in file_cfg.items()) or "the default config"
+        raise UsageError(f"{weights} holds {card.name} weights built with {shown}, but {few(clash, 4)} was requested; "
+                         "leave the config out to use the file's")
+    return card, {**file_cfg, **overrides}
+
+
 def create_model(
-    name: str,
+    name: str | None = None,
     weights: str | Path | None = None,
     *,
     pretrained: bool = False,
@@ -167,20 +243,35 @@ def create_model(
     """Build a registered model.
 
     Args:
-        name: registry name (see :func:`list_models`).
-        weights: a ``.safetensors``/``.pt``/``.pth`` file to load; verified against
-            ``sha256`` in overrides-free cards only when it is the card's own file.
-        pretrained: load the card's default weights (error if it has none).
+        name: registry name (see :func:`list_models`); may be left out when ``weights``
+            is a self-describing ``.safetensors`` (see :func:`resolve_model`).
+        weights: a ``.safetensors``/``.pt``/``.pth`` file to load; its metadata (model
+            name, builder overrides) are the defaults and must not be contradicted.
+        pretrained: load the card's default weights (error if it has none), checked
+            against the card's pinned sha256.
         device: where to build (``"meta"`` builds without memory, for counting).
         **overrides: builder keyword arguments replacing the card's config (tiny
             configs for tests, ablations).
 
     Returns:
-        ``torch.nn.Module`` with attribute ``card`` (the :class:`ModelCard`).
+        ``torch.nn.Module`` with attributes ``card`` (the :class:`ModelCard`) and
+        ``model_config`` (the builder overrides it was built with).
     """
     import torch
 
-    card = get_card(name)
+    sha = None
+    if weights is None and pretrained:
+        card, _ = resolve_model(name)  # no name: a usage error
+        path = resolve_weights(card)
+        if path is None:
+            from dpdeblur.errors import WeightsError
+
+            raise WeightsError(
+                f"model {card.name} has no bundled weights; pass --weights FILE "
+                f"(train your own with `dpdeblur train --model {card.name}`)"
+            )
+        weights, sha = path, card.weights_sha256
+    card, overrides = resolve_model(name, weights, overrides)
     cfg = {**card.config, **overrides}
     build = _builder(card)
     valid = builder_options(card.name)
@@ -206,17 +297,7 @@ def create_model(
         raise ModelConfigError(f"--model-config {given}: {card.name} cannot be built ({msg}); "
                                f"valid keys (defaults): {_describe(valid)}") from None
     model.card = card
-    sha = None
-    if weights is None and pretrained:
-        path = resolve_weights(card)
-        if path is None:
-            from dpdeblur.errors import WeightsError
-
-            raise WeightsError(
-                f"model {card.name} has no bundled weights; pass --weights FILE "
-                f"(train your own with `dpdeblur train --model {card.name}`)"
-            )
-        weights, sha = path, card.weights_sha256
+    model.model_config = overrides
     if weights is not None:
         from dpdeblur.models.weights import load_weights
 

@@ -1,18 +1,40 @@
 """Loading and saving weights: safetensors first, ``torch.load(weights_only=True)``
-for ``.pt``/``.pth``; common checkpoint wrappers unwrapped; checksums enforced."""
+for ``.pt``/``.pth``; common checkpoint wrappers unwrapped; checksums enforced.
+
+Self-describing weights: a ``.safetensors`` written by :func:`save_weights` from a
+registry model (or by ``dpdeblur train``) carries the model's registry name and its
+builder overrides in the header metadata (keys ``model`` and ``model_config``, the
+latter JSON); :func:`weights_model` reads them back and
+:func:`dpdeblur.models.registry.resolve_model` turns them into defaults.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any, Mapping
 
 from dpdeblur.errors import WeightsError, few
 
-__all__ = ["check_weights_file", "sha256_file", "read_state_dict", "unwrap_state_dict", "load_weights", "save_weights"]
+__all__ = [
+    "check_weights_file",
+    "sha256_file",
+    "read_state_dict",
+    "unwrap_state_dict",
+    "load_weights",
+    "save_weights",
+    "model_metadata",
+    "read_weights_metadata",
+    "weights_model",
+]
 
 # G_state_dict: the JDRL authors' training checkpoints
 _WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net", "network", "G_state_dict")
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -113,8 +135,7 @@ def read_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, An
                 f"{path}: refused: the checkpoint holds Python objects besides tensors, and loading them "
                 "could run code from the file; re-save only its state_dict (or as .safetensors) where it was made"
             ) from None
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"{path}: cannot read weights, the file is damaged or truncated ({first[:160]})") from None
+        raise WeightsError(f"{path}: cannot read weights, the file is damaged or truncated ({_first_line(e)[:160]})") from None
     try:
         return unwrap_state_dict(obj)
     except WeightsError as e:
@@ -151,12 +172,63 @@ def load_weights(model, path: str | Path, sha256: str | None = None, strict: boo
     model.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=strict)
 
 
+def _tuples(v: Any) -> Any:
+    """JSON lists back to tuples (the form ``parse_model_config`` gives), recursively."""
+    if isinstance(v, list):
+        return tuple(_tuples(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _tuples(x) for k, x in v.items()}
+    return v
+
+
+def model_metadata(name: str, config: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The metadata that makes a weights file self-describing: registry name and builder overrides."""
+    return {"model": name, "model_config": json.dumps(dict(config or {}), sort_keys=True, default=str)}
+
+
+def read_weights_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of a safetensors header (reads the header only); ``{}`` for
+    PyTorch checkpoints, which have none."""
+    path = Path(path)
+    if check_weights_file(path) != "safetensors":
+        return {}
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as e:
+        raise WeightsError(f"{path}: cannot read weights ({_first_line(e)})") from e
+
+
+def weights_model(path: str | Path) -> tuple[str | None, dict[str, Any] | None]:
+    """``(model name, builder overrides)`` a weights file says it holds; None where it does not say."""
+    meta = read_weights_metadata(path)
+    cfg = None
+    if "model_config" in meta:
+        try:
+            cfg = json.loads(meta["model_config"])
+        except json.JSONDecodeError:
+            cfg = None
+        if not isinstance(cfg, dict):
+            raise WeightsError(f"{path}: its model_config metadata is not a JSON object ({meta['model_config'][:60]!r})")
+        cfg = _tuples(cfg)
+    return meta.get("model") or None, cfg
+
+
 def save_weights(model_or_sd, path: str | Path, metadata: dict[str, str] | None = None) -> str:
-    """Atomically write weights as ``.safetensors``; returns the file's sha256."""
+    """Atomically write weights as ``.safetensors``; returns the file's sha256.
+
+    A model built by :func:`~dpdeblur.models.registry.create_model` describes itself:
+    without explicit ``metadata`` its registry name and builder overrides are written.
+    """
     from safetensors.torch import save_file
 
     from dpdeblur.utils.atomic import atomic_path
 
+    card = getattr(model_or_sd, "card", None)
+    if metadata is None and card is not None:
+        metadata = model_metadata(card.name, getattr(model_or_sd, "model_config", {}))
     sd = model_or_sd.state_dict() if hasattr(model_or_sd, "state_dict") else model_or_sd
     sd = {k: v.detach().contiguous().cpu() for k, v in sd.items()}
     with atomic_path(path) as tmp:

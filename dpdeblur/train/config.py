@@ -154,10 +154,15 @@ def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = N
     """Merge defaults, the recipe, a config file and explicit ``overrides`` (flags given)."""
     file_vals = load_config_file(config_file) if config_file else {}
     chosen = {**file_vals, **{k: v for k, v in overrides.items() if v is not None}}
-    model = chosen.get("model", TrainConfig.model)
-    from dpdeblur.models import get_card
+    from dpdeblur.models import resolve_model
 
-    family = get_card(model).family
+    if not isinstance(chosen.get("model_config", {}), dict):
+        raise UsageError("model_config must be a table of builder settings, e.g. {dim = 48, blocks = 2}")
+    # fine-tuning from self-describing weights: their model and builder config are the defaults
+    card, model_config = resolve_model(chosen.get("model"), chosen.get("weights"), chosen.get("model_config"),
+                                       default=TrainConfig.model)
+    chosen.update(model=card.name, model_config=model_config)
+    family = card.family
     recipe = chosen.get("recipe", "paper")
     if chosen.get("jdrl"):
         recipe = "jdrl" if recipe == "paper" else recipe

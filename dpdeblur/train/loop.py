@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dpdeblur.errors import DataError, DpdeblurError, UsageError
+from dpdeblur.models.weights import model_metadata
 from dpdeblur.train.checkpoint import get_rng_state, load_state, save_checkpoint, set_rng_state
 from dpdeblur.train.config import TrainConfig
 from dpdeblur.train.dist import DistEnv, all_reduce_, barrier, pick_device
@@ -366,7 +367,7 @@ class Trainer:
         self.eval_model = self.ema.module if self.ema is not None else self.model
         self.amp = amp_enabled(cfg, device)
         self.log = _Log(self.run_dir, cfg, env, self.step if self.resuming else None, self.end)
-        self.meta = {"model": cfg.model, "model_config": json.dumps(cfg.model_config), "format": "dpdeblur-train"}
+        self.meta = {**model_metadata(cfg.model, cfg.model_config), "format": "dpdeblur-train"}
         self.log.write({"event": "start", "step": self.step, "resume": self.resuming, "world": env.world,
                         "device": str(device), "steps_per_epoch": self.spe, "total_steps": self.total,
                         "train_patches": len(self.train_ds)})

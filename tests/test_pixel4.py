@@ -1,0 +1,129 @@
+"""Real-data protocol (``bench quality --dataset pixel4``) on a tiny fixture in Xin et al.'s layout:
+black level, white-sheet vignetting gain, central crop, gain fit, deformed GT; and on the
+real Pixel 4 captures when present (tests/rawfixtures.py: PIXEL4_DIR)."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from rawfixtures import PIXEL4_DIR, PIXEL4_SKIP
+from typer.testing import CliRunner
+
+from dpdeblur.bench.quality import QualityConfig, bench_quality
+from dpdeblur.cli import app
+from dpdeblur.data import pixel4 as p4
+from dpdeblur.errors import DataError
+from dpdeblur.io.dualpixel import srgb_encode
+from dpdeblur.metrics import psnr_np
+from dpdeblur.models import create_model
+from dpdeblur.models.weights import save_weights
+
+SHARED = PIXEL4_DIR
+H, W, h, w = 72, 96, 48, 64  # views and the reference's central crop
+
+
+def scene_linear(seed):
+    a = np.random.default_rng(seed).random((H, W)).astype(np.float32)
+    a = cv2.GaussianBlur(a, (0, 0), 2.0)
+    return 0.05 + 0.4 * (a - a.min()) / (a.max() - a.min())
+
+
+def to_raw(lin):
+    return np.clip(np.rint(lin * (p4.PIXEL4_WHITE - p4.PIXEL4_BLACK) + p4.PIXEL4_BLACK), 0, 65535).astype(np.uint16)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """Two scenes; the right view darkened by a vignetting gain the white sheets record;
+    references 3x brighter than the views (another scale) and scene 1's shifted by one pixel."""
+    root = tmp_path_factory.mktemp("pixel4")
+    (root / "gt_all_in_focus").mkdir()
+    (root / "calibration").mkdir()
+    ramp = np.full((H, W), 0.7, np.float32)  # (the 101 px box would bend a ramp on so small a frame)
+    white = np.full((H, W), 0.5, np.float32)
+    cv2.imwrite(str(root / "calibration/white_sheet_left.png"), to_raw(white))
+    cv2.imwrite(str(root / "calibration/white_sheet_right.png"), to_raw(white * ramp))
+    t, l = (H - h) // 2, (W - w) // 2
+    for i in range(2):
+        s = scene_linear(i)
+        blur = cv2.GaussianBlur(s, (0, 0), 1.5)
+        cv2.imwrite(str(root / f"00{i}_left.png"), to_raw(blur))
+        cv2.imwrite(str(root / f"00{i}_right.png"), to_raw(blur * ramp))
+        gt = s[t : t + h, l : l + w] * 3
+        if i == 1:
+            gt = np.roll(gt, 1, axis=1)
+        cv2.imwrite(str(root / f"gt_all_in_focus/00{i}_gt.png"), np.rint(gt * 65535 / 3).astype(np.uint16))
+    (root / "009_left.png").write_bytes((root / "000_left.png").read_bytes())  # no right view, no gt: not a scene
+    save_weights(create_model("dmtnet-t", dim=12, blocks=1, heads=2, window=4), root / "w.safetensors")
+    return root
+
+
+def test_loader_applies_black_level_vignetting_gain_and_centre_crop(root):
+    assert p4.scene_ids(root) == ["000", "001"]
+    gain = p4.vignetting_gain(root)
+    s = p4.load_scene(root, "000", gain)
+    assert s.left.shape == s.right.shape == s.gt.shape == (h, w)
+    np.testing.assert_allclose(s.right, s.left, atol=2e-3)  # the white sheets undo the ramp
+    t, l = (H - h) // 2, (W - w) // 2
+    np.testing.assert_allclose(s.left, cv2.GaussianBlur(scene_linear(0), (0, 0), 1.5)[t : t + h, l : l + w], atol=1e-4)
+    raw = p4.load_scene(root, "000", None)
+    assert raw.right.mean() == pytest.approx(0.7 * raw.left.mean(), rel=0.01)  # without the gain it stays
+    with pytest.raises(DataError, match="no scene"):
+        p4.scene_ids(root / "calibration")
+
+
+def test_gain_fit_and_score_are_scale_invariant(root):
+    s = p4.load_scene(root, "000", p4.vignetting_gain(root))
+    a = p4.score(s.combined, s.gt, deformed=False)
+    b = p4.score(s.combined, s.gt * 0.25, deformed=False)  # the reference's scale does not matter
+    assert a["psnr"] == pytest.approx(b["psnr"], abs=1e-6)
+    g = p4.gain_fit(s.gt, s.combined)
+    assert float(np.sum(s.combined * g)) == pytest.approx(float(np.sum(g * g)), rel=1e-4)  # least squares: residual _|_ gt
+    manual = psnr_np(np.repeat(srgb_encode(s.combined)[..., None], 3, 2), np.repeat(srgb_encode(g)[..., None], 3, 2))
+    assert a["psnr"] == pytest.approx(manual, abs=1e-3)
+    # a perfect result scores far above the blurry one
+    sharp = p4.gain_fit(s.gt, s.gt) / 3
+    assert p4.score(sharp, s.gt, deformed=False)["psnr"] > a["psnr"] + 20
+
+
+def test_deformed_gt_undoes_the_reference_shift(root):
+    s = p4.load_scene(root, "001", p4.vignetting_gain(root))
+    t, l = (H - h) // 2, (W - w) // 2
+    aligned_sharp = scene_linear(1)[t : t + h, l : l + w]
+    r = p4.score(aligned_sharp, s.gt)
+    assert r["psnr_deformed"] > r["psnr"] + 5  # the 1 px misalignment is what plain PSNR sees
+
+
+def test_bench_quality_pixel4_rows_cli_and_crops(root, tmp_path):
+    rep, crops = bench_quality(QualityConfig(dataset="pixel4", data_root=root, model="dmtnet-t",
+                                             weights=root / "w.safetensors", model_config={"dim": 12, "blocks": 1, "heads": 2, "window": 4},
+                                             tile=0, crops=32))
+    rows = {r["model"]: r for r in rep["rows"]}
+    assert set(rows) == {"identity", "dmtnet-t"} and rows["identity"]["n"] == 2
+    assert {"psnr", "ssim", "mae", "psnr_deformed", "ssim_deformed", "mae_deformed"} <= set(rows["identity"])
+    ident = [r for r in rep["per_image"] if r["model"] == "identity"]
+    s = p4.load_scene(root, "000", p4.vignetting_gain(root))
+    assert ident[0]["psnr"] == pytest.approx(p4.score(s.combined, s.gt, deformed=False)["psnr"], abs=1e-6)
+    assert rep["meta"]["dataset"] == "pixel4" and "gain" in rep["meta"]["protocol"]
+    assert set(crops) == {"000", "001"} and crops["000"].shape[0] == 32 and crops["000"].shape[1] >= 3 * 32
+    out = tmp_path / "crops"
+    r = CliRunner().invoke(app, ["bench", "quality", "--dataset", "pixel4", "--data-root", str(root), "--json",
+                                 "--save-images", "1", str(out), "--crop", "24"])
+    assert r.exit_code == 0, r.output
+    j = json.loads(r.stdout)
+    assert [x["model"] for x in j["rows"]] == ["identity"] and j["meta"]["n_images"] == 2
+    r = CliRunner().invoke(app, ["bench", "quality", "--dataset", "pixel4"])
+    assert r.exit_code == 2 and "--data-root" in r.output
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=PIXEL4_SKIP)
+def test_shared_captures_load_with_the_protocol():
+    ids = p4.scene_ids(SHARED)
+    assert ids[:4] == ["001", "002", "003", "004"]
+    s = p4.load_scene(SHARED, ids[0], p4.vignetting_gain(SHARED))
+    assert s.left.shape == (1008, 1344)
+    # after the white-sheet gain the views carry equal light (complementary vignetting removed)
+    assert s.right.mean() / s.left.mean() == pytest.approx(1.0, abs=0.03)
+    r = p4.score(s.combined, s.gt, deformed=False)
+    assert 20 < r["psnr"] < 32  # a defocused capture against its focus stack
