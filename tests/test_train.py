@@ -1,5 +1,6 @@
 """Trainer: exact resume, crash-safe checkpoints, convergence, non-finite guard, config, CLI, DDP."""
 
+import copy
 import json
 import os
 import subprocess
@@ -89,6 +90,53 @@ def test_nonfinite_loss_skips_then_stops(dpdd, tmp_path, monkeypatch, cfg_for):
         fit(cfg_for(dpdd, tmp_path, max_steps=10, max_nonfinite=3))
     events = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [e["in_a_row"] for e in events if e["event"] == "nonfinite"] == [1, 1, 2, 3]
+
+
+def _same_state(x, y):
+    return all(torch.equal(x.state_dict()[k], y.state_dict()[k]) for k in x.state_dict())
+
+
+def test_trainer_phases_one_at_a_time(dpdd, tmp_path, cfg_for):
+    """setup, steps, checkpoint; a fresh trainer resumes and its next step equals the uninterrupted one."""
+    from dpdeblur.train.loop import Trainer
+
+    cfg = cfg_for(dpdd, tmp_path, max_steps=6)
+    a = Trainer(cfg).setup()
+    assert (a.step, a.spe, a.end, a.best) == (0, 9, 6, None)  # 2 x 9 windows / batch 2
+    assert (tmp_path / "config.json").is_file() and not (tmp_path / "last.state.pt").exists()
+    batches = iter(a.epoch_batches())
+    start = copy.deepcopy(a.model)
+    assert all(a.train_step(next(batches)) for _ in range(3)) and a.step == 3 and not _same_state(a.model, start)
+    a.checkpoint()
+    assert load_state(tmp_path / "last.state.pt")["step"] == 3 and a.saved_at == 3
+    a.train_step(next(batches))  # the uninterrupted fourth step
+    a.log.close()
+
+    b = Trainer(cfg, resume=True).setup()
+    assert b.step == 3 and not _same_state(b.model, a.model)
+    b.train_step(next(iter(b.epoch_batches())))
+    assert b.step == 4 and _same_state(b.model, a.model) and _same_state(b.ema.module, a.ema.module)
+    assert b.opt.state_dict()["state"][0]["exp_avg"].equal(a.opt.state_dict()["state"][0]["exp_avg"])
+    val = b.validate()  # the val split of the fixture: one image, EMA weights, a first best
+    assert val["n"] == 1 and val["step"] == 4 and b.best == val["psnr"] and (tmp_path / "best.safetensors").is_file()
+    b.log.close()
+    steps = [json.loads(l)["step"] for l in (tmp_path / "log.jsonl").read_text().splitlines() if '"train"' in l]
+    assert steps == [1, 2, 3, 4]  # the resumed run dropped a's record of step 4 and wrote its own
+
+
+def test_trainer_step_skips_a_nonfinite_loss(dpdd, tmp_path, monkeypatch, cfg_for):
+    from dpdeblur.train.loop import Trainer
+
+    t = Trainer(cfg_for(dpdd, tmp_path, max_steps=4, max_nonfinite=2)).setup()
+    batch = next(iter(t.epoch_batches()))
+    before = copy.deepcopy(t.model)
+    monkeypatch.setattr(t, "criterion", lambda out, b, epoch: (out.sum() * float("nan"), {}))
+    with pytest.warns(UserWarning, match="step skipped"):
+        assert t.train_step(batch) is False
+    assert (t.step, t.nonfinite) == (1, 1) and _same_state(t.model, before)  # no update, the step still counts
+    with pytest.warns(UserWarning), pytest.raises(DpdeblurError, match="non-finite 2 steps in a row"):
+        t.train_step(batch)
+    t.log.close()
 
 
 def test_config_precedence_and_recipes(tmp_path):

@@ -229,10 +229,12 @@ def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
     ``on_image(done, total, id)`` reports progress.
     """
     from dpdeblur.data import check_fit, find_pairs
+    from dpdeblur.data.layouts import PIXEL4, get_layout
     from dpdeblur.inference.pipeline import Deblurrer, Loaded
 
     check_quality_config(cfg)
-    if cfg.dataset == "pixel4":
+    layout = get_layout(cfg.dataset, "bench quality")
+    if layout is PIXEL4:
         return _bench_pixel4(cfg, on_image)
     images = find_pairs(cfg.dataset, cfg.data_root, cfg.split, **cfg.folders)
     dataset = images.name
@@ -247,8 +249,8 @@ def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
         name = cfg.model if isinstance(cfg.model, str) else (card.name if card else type(cfg.model).__name__)
         if card is not None:
             check_fit(images, card)
-    deformed = cfg.deformed_gt if cfg.deformed_gt is not None else dataset == "sdd"
-    labels = scene_labels(cfg.data_root, cfg.scene_list) if dataset == "dpdd" or cfg.scene_list else {}
+    deformed = cfg.deformed_gt if cfg.deformed_gt is not None else layout.deformed_gt
+    labels = scene_labels(cfg.data_root, cfg.scene_list) if layout.scene_labels or cfg.scene_list else {}
     lpips, lpips_note = _lpips_fn(cfg.lpips_weights)
     estimator = None
     if deformed:
@@ -299,10 +301,11 @@ def _bench_pixel4(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
     """Real Pixel 4 captures (:mod:`dpdeblur.data.pixel4`): the protocol's gain fit, one
     channel, plain and deformed-GT scores for the combined input and the model."""
     from dpdeblur.data import pixel4 as p4
+    from dpdeblur.data.layouts import PIXEL4
     from dpdeblur.inference.pipeline import Deblurrer, Loaded
 
     if cfg.data_root is None:
-        raise UsageError("--dataset pixel4 needs --data-root (a folder of <id>_left.png/<id>_right.png + gt_all_in_focus/)")
+        raise UsageError(f"--dataset pixel4 needs --data-root (a folder of {PIXEL4.summary})")
     ids = p4.scene_ids(cfg.data_root)[: cfg.limit] if cfg.limit else p4.scene_ids(cfg.data_root)
     gain = p4.vignetting_gain(cfg.data_root)
     deblurrer = None
@@ -334,7 +337,7 @@ def _bench_pixel4(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
         if on_image:
             on_image(i + 1, len(ids), sid)
     meta = {
-        "dataset": "pixel4", "split": "all", "data_root": str(cfg.data_root), "model": name,
+        "dataset": PIXEL4.name, "split": "all", "data_root": str(cfg.data_root), "model": name,
         "weights": str(cfg.weights) if cfg.weights else None, "model_config": cfg.model_config,
         "n_images": len(ids), "bit_depth": [16], "ssim_window": cfg.ssim, "lpips": "not computed for pixel4",
         "protocol": p4.PROTOCOL,
@@ -343,7 +346,7 @@ def _bench_pixel4(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
         "device": str(deblurrer.device) if deblurrer else None,
         "precision": str(deblurrer.dtype).replace("torch.", "") if deblurrer else None,
     }
-    report = {"kind": "quality", "meta": meta, "rows": aggregate(per_image, "pixel4", False), "per_image": per_image}
+    report = {"kind": "quality", "meta": meta, "rows": aggregate(per_image, PIXEL4.name, False), "per_image": per_image}
     return report, crops
 
 

@@ -34,7 +34,7 @@ def synth_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the parameters and per-image values as JSON on stdout."),
 ) -> None:
     """Make dual-pixel training data (left, right, combined, sharp) from sharp images, with no camera."""
-    from dpdeblur.data.synth import SynthParams, make_dataset, parse_range, parse_size, parse_split
+    from dpdeblur.data.synth import SPLITS, SynthParams, make_dataset, parse_range, parse_size, parse_split
 
     params = SynthParams(
         max_radius=max_radius, focus=focus, depth_kind=depth_kind, noise=noise, vignetting=vignetting, psf=psf,
@@ -51,7 +51,7 @@ def synth_cmd(
         if report.count("failed"):
             report.print_summary()
         # what was written (the planned counts are in manifest["counts"]; failed sets are not counted)
-        c = {s: sum(1 for r in manifest["items"] if r["split"] == s) for s in ("train", "val", "test")}
+        c = {s: sum(1 for r in manifest["items"] if r["split"] == s) for s in SPLITS}
         err_console().print(
             f"wrote {manifest['ok']} image sets (train {c['train']}, val {c['val']}, test {c['test']}) "
             f"to {out} in {report.seconds:.1f}s; parameters in {out / 'synth.json'}",

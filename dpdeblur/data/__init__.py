@@ -1,11 +1,12 @@
 """Data sets for training and evaluation: layouts, checks, patches, cache, sampler.
 
-``find_pairs(dataset, root, split)`` lists the pairs of a split (:mod:`.sets` documents
-the layouts), ``check_fit`` / ``check_readable`` fail before training with the
+:mod:`.layouts` defines every layout (folders, splits, view names) and the data-set
+registry (``get_layout``, ``list_layouts``); ``find_pairs(dataset, root, split)`` lists the pairs of a split, ``check_fit`` / ``check_readable`` fail before training with the
 offending files listed, ``ImageSource`` + ``PatchDataset`` / ``FullImageDataset`` give
 batches as dicts (``input``, ``blur``, ``sharp``), ``ResumableSampler`` orders them.
 """
 
+from dpdeblur.data.layouts import get_layout, list_layouts
 from dpdeblur.data.sets import DATASETS, ImageSet, Sample, check_fit, check_readable, find_pairs
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "check_fit",
     "check_readable",
     "find_pairs",
+    "get_layout",
+    "list_layouts",
 ]
 
 

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dpdeblur.data.layouts import ALIGNED
 from dpdeblur.data.sets import ImageSet, Sample
 from dpdeblur.io.images import read_image
 from dpdeblur.utils.atomic import atomic_path, atomic_write_text
@@ -201,7 +202,7 @@ class PatchDataset(Dataset):
             self.windows = self._slide_windows(overlap, drop_flat)
         self.flows: list[Path] | None = None
         if flow_dir is not None:
-            self.flows = [Path(flow_dir) / "flow" / f"{s.id}.npy" for s in source.images.samples]
+            self.flows = [ALIGNED.item_paths(flow_dir, s.id)["flow"] for s in source.images.samples]
             missing = [str(f) for f, sz in zip(self.flows, self.sizes) if not f.is_file()]
             if missing:
                 from dpdeblur.errors import DataError, few

@@ -1,7 +1,8 @@
 """Real dual-pixel captures of a Google Pixel 4 in Xin et al.'s layout, and their scoring protocol.
 
 Data: Xin, Wadhwa, Xue, Barron, Srinivasan, Chen, Garg, Levin, Defocus Map Estimation and
-Deblurring from a Single Dual-Pixel Image (ICCV 2021, arXiv:2110.05655). Layout of a root::
+Deblurring from a Single Dual-Pixel Image (ICCV 2021, arXiv:2110.05655). Layout of a root
+(defined by :data:`dpdeblur.data.layouts.PIXEL4`)::
 
     <id>_left.png, <id>_right.png          one-channel 16-bit views (2016x1512, 14-bit
                                            linear, black level 1024)
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dpdeblur.data.layouts import PIXEL4
 from dpdeblur.errors import DataError
 
 __all__ = ["PIXEL4_BLACK", "PIXEL4_WHITE", "Pixel4Scene", "scene_ids", "load_scene", "vignetting_gain",
@@ -39,7 +41,6 @@ __all__ = ["PIXEL4_BLACK", "PIXEL4_WHITE", "Pixel4Scene", "scene_ids", "load_sce
 
 PIXEL4_BLACK, PIXEL4_WHITE = 1024.0, 16383.0
 VIGNETTING_BOX = 101
-GT_DIR, CALIB_DIR = "gt_all_in_focus", "calibration"
 #: flow is matched on both images smoothed by this Gaussian (pixels), then the field is smoothed
 #: by FLOW_SIGMA: the focus stack's misalignment is a smooth 1-2 px deformation, and matching a
 #: sharp reference to a still-blurry output pixel by pixel would "explain" blur by flow.
@@ -73,24 +74,15 @@ def _read16(path: Path) -> np.ndarray:
     return a.astype(np.float32)
 
 
-def scene_ids(root: str | Path) -> list[str]:
-    """Ids of the scenes that have both views and a reference (sorted)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: folder not found; point --data-root at a Pixel 4 root (<id>_left.png, gt_all_in_focus/)")
-    ids = sorted(p.name[: -len("_left.png")] for p in root.glob("*_left.png"))
-    ok = [i for i in ids if (root / f"{i}_right.png").is_file() and (root / GT_DIR / f"{i}_gt.png").is_file()]
-    if not ok:
-        raise DataError(f"{root}: no scene with <id>_left.png, <id>_right.png and {GT_DIR}/<id>_gt.png")
-    return ok
+#: Ids of the scenes that have both views and a reference (sorted).
+scene_ids = PIXEL4.scene_ids
 
 
 def vignetting_gain(root: str | Path, black: float = PIXEL4_BLACK) -> np.ndarray | None:
     """``box(W_L) / box(W_R)`` from ``calibration/white_sheet_*.png`` (None when absent)."""
     import cv2
 
-    cal = Path(root) / CALIB_DIR
-    wl, wr = cal / "white_sheet_left.png", cal / "white_sheet_right.png"
+    wl, wr = (PIXEL4.white_sheet(root, v) for v in ("left", "right"))
     if not (wl.is_file() and wr.is_file()):
         return None
     a, b = (np.clip(_read16(p) - black, 1.0, None) for p in (wl, wr))
@@ -110,14 +102,14 @@ def load_scene(root: str | Path, scene: str, gain: np.ndarray | None = None,
                black: float = PIXEL4_BLACK, white: float = PIXEL4_WHITE) -> Pixel4Scene:
     """Steps 1-3 of the protocol for one scene (``gain`` from :func:`vignetting_gain`)."""
     root = Path(root)
-    left, right = (np.clip((_read16(root / f"{scene}_{v}.png") - black) / (white - black), 0, 1) for v in ("left", "right"))
+    left, right = (np.clip((_read16(PIXEL4.view_path(root, scene, v)) - black) / (white - black), 0, 1) for v in ("left", "right"))
     if left.shape != right.shape:
-        raise DataError(f"{root / scene}_left.png: views differ in size {left.shape} vs {right.shape}")
+        raise DataError(f"{PIXEL4.view_path(root, scene, 'left')}: views differ in size {left.shape} vs {right.shape}")
     if gain is not None:
         if gain.shape != right.shape:
-            raise DataError(f"{root / CALIB_DIR}: white sheets {gain.shape[::-1]} differ from the views {right.shape[::-1]}")
+            raise DataError(f"{root / PIXEL4.CALIB_DIR}: white sheets {gain.shape[::-1]} differ from the views {right.shape[::-1]}")
         right = right * gain
-    gt = _read16(root / GT_DIR / f"{scene}_gt.png") / 65535.0
+    gt = _read16(PIXEL4.gt_path(root, scene)) / 65535.0
     h, w = gt.shape
     return Pixel4Scene(scene, _centre(left, h, w).copy(), _centre(right, h, w).copy(), gt)
 

@@ -1,35 +1,20 @@
-"""Data set layouts: find the image pairs of a split and check them before training.
+"""Data sets: find the image pairs of a split and check them before training.
 
-Layouts (``<root>`` is ``--data-root``):
+The layouts (folders, splits, view names) are defined in :mod:`dpdeblur.data.layouts`;
+this module pairs the files they name by id and checks them.
 
-=========  ======================================================================
-dpdd       ``{train,val,test}_c/{source,target}/<id>.png`` (combined blurry / sharp),
-           ``{split}_l/source/<id>_L.png``, ``{split}_r/source/<id>_R.png`` (16-bit)
-sdd        train: ``train_patches/{blur,gt}``; val/test: ``test/{blur,gt}`` (8-bit)
-gopro      ``{train,test}/{input,target}`` or ``{blur,sharp}``, or GoPro's own
-           ``{train,test}/<scene>/{blur,sharp}``; val = test
-hide       test only: ``test/{input,target}`` (MPRNet layout) or ``{blur,sharp}``
-realdof    test only: ``{source,target}`` or ``test/{source,target}`` (IFAN layout)
-folder     ``--blur DIR --sharp DIR``, or ``--left DIR --right DIR --sharp DIR``
-           (``--blur`` optional with views); files paired by name
-=========  ======================================================================
-
-Files pair by stem; view files may end in ``_L``/``_R`` (or ``_left``/``_right``).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dpdeblur.data.layouts import DATASETS, FOLDER, get_layout, match_view, view_id
 from dpdeblur.errors import DataError, UsageError, few
 from dpdeblur.io.images import IMAGE_EXTS
 
 __all__ = ["DATASETS", "Sample", "ImageSet", "find_pairs", "check_fit", "check_readable"]
-
-DATASETS = ("dpdd", "sdd", "gopro", "hide", "realdof", "folder")
-_VIEW_SUFFIX = re.compile(r"(_L|_R|_left|_right)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -60,9 +45,6 @@ class ImageSet:
         return len(self.samples)
 
 
-_ROLE_SUFFIX = {"left": ("_l", "_left"), "right": ("_r", "_right")}
-
-
 def _images(d: Path, role: str = "") -> dict[str, Path]:
     """Image files of ``d`` by id (stem without a view suffix). For the ``left`` / ``right``
     roles, a folder that holds both views (``<id>_L`` and ``<id>_R`` side by side) contributes
@@ -70,13 +52,14 @@ def _images(d: Path, role: str = "") -> dict[str, Path]:
     if not d.is_dir():
         raise DataError(f"{d}: folder not found; check --data-root and the data set layout (dpdeblur train --help)")
     files = [p for p in sorted(d.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")]
-    own = _ROLE_SUFFIX.get(role)
-    if own and any(p.stem.lower().endswith(own) for p in files):
-        files = [p for p in files if p.stem.lower().endswith(own)]
+    if role in ("left", "right"):
+        side = {p: (m.side if (m := match_view(p.stem)) else None) for p in files}
+        if role in side.values():
+            files = [p for p in files if side[p] == role]
     out: dict[str, Path] = {}
     clashes = []
     for p in files:
-        key = _VIEW_SUFFIX.sub("", p.stem)
+        key = view_id(p.stem)
         if key in out:
             clashes.append(f"{out[key].name} and {p.name}")
         out[key] = p
@@ -103,16 +86,6 @@ def _pair(name: str, split: str, folders: dict[str, Path]) -> ImageSet:
     return ImageSet(name, split, samples, has_views="left" in folders)
 
 
-def _first_existing(root: Path, *options: tuple[str, str]) -> tuple[Path, Path]:
-    for b, s in options:
-        if (root / b).is_dir() and (root / s).is_dir():
-            return root / b, root / s
-    raise DataError(
-        f"{root}: none of the expected folder pairs exists ({', '.join(f'{b} + {s}' for b, s in options)}); "
-        "check --data-root"
-    )
-
-
 def find_pairs(
     dataset: str,
     root: str | Path | None = None,
@@ -125,49 +98,23 @@ def find_pairs(
 ) -> ImageSet:
     """List the pairs of ``split`` (train / val / test) of a data set; raises :class:`DataError`
     naming missing folders and unpaired files."""
-    dataset = dataset.lower()
-    if dataset not in DATASETS:
-        raise UsageError(f"unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}")
-    if dataset == "folder":
-        if sharp is None or (blur is None and (left is None or right is None)):
-            raise UsageError("--dataset folder needs --sharp DIR and --blur DIR, or --left DIR --right DIR (views)")
-        if (left is None) != (right is None):
-            raise UsageError("--left and --right go together")
-        folders = {"sharp": Path(sharp)}
-        if blur is not None:
-            folders["blur"] = Path(blur)
-        if left is not None:
-            folders.update(left=Path(left), right=Path(right))
-        return _pair("folder", split, folders)
+    if str(dataset).lower() not in DATASETS:
+        raise UsageError(f"unknown data set {dataset.lower()!r}; choose one of {', '.join(DATASETS)}")
+    layout = get_layout(dataset)
+    if layout is FOLDER:
+        return _pair(FOLDER.name, split, FOLDER.folders(blur=blur, sharp=sharp, left=left, right=right))
     if root is None:
-        raise UsageError(f"--dataset {dataset} needs --data-root DIR")
+        raise UsageError(f"--dataset {layout.name} needs --data-root DIR")
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: data root not found; pass the folder that holds the {dataset} data set")
-    if dataset == "dpdd":
-        if split not in ("train", "val", "test"):
-            raise UsageError(f"dpdd has splits train, val, test (got {split!r})")
-        return _pair("dpdd", split, {
-            "blur": root / f"{split}_c" / "source", "sharp": root / f"{split}_c" / "target",
-            "left": root / f"{split}_l" / "source", "right": root / f"{split}_r" / "source",
-        })
-    if dataset in ("hide", "realdof") and split == "train":
-        raise DataError(f"{dataset} is a test-only data set; train on another one and evaluate on it")
-    if dataset == "sdd":
-        base = root / ("train_patches" if split == "train" else "test")
-        return _pair("sdd", split, {"blur": base / "blur", "sharp": base / "gt"})
-    if dataset == "realdof":
-        b, s = _first_existing(root, ("source", "target"), ("test/source", "test/target"))
-        return _pair(dataset, "test", {"blur": b, "sharp": s})
-    sub = root / ("train" if split == "train" else "test")
-    if dataset == "gopro" and sub.is_dir() and not any((sub / d).is_dir() for d in ("input", "blur")):
-        scenes = sorted(d for d in sub.iterdir() if (d / "blur").is_dir())
-        if scenes:
-            parts = [_pair(dataset, split, {"blur": d / "blur", "sharp": d / "sharp"}) for d in scenes]
-            samples = [Sample(f"{d.name}/{s.id}", s.sharp, s.blur) for d, p in zip(scenes, parts) for s in p.samples]
-            return ImageSet(dataset, split, samples, has_views=False)
-    b, s = _first_existing(sub, ("input", "target"), ("blur", "sharp"))
-    return _pair(dataset, split, {"blur": b, "sharp": s})
+        raise DataError(f"{root}: data root not found; pass the folder that holds the {layout.name} data set")
+    groups = layout.groups(root, split)
+    name, split = layout.name, layout.split_name(split)
+    if len(groups) == 1 and not groups[0][0]:
+        return _pair(name, split, groups[0][1])
+    parts = [(prefix, _pair(name, split, folders)) for prefix, folders in groups]
+    samples = [Sample(f"{prefix}/{s.id}", s.sharp, s.blur, s.left, s.right) for prefix, p in parts for s in p.samples]
+    return ImageSet(name, split, samples, has_views=all(p.has_views for _, p in parts))
 
 
 def check_fit(images: ImageSet, card) -> None:

@@ -48,6 +48,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from dpdeblur.data.layouts import DPDD
 from dpdeblur.errors import InputError, UsageError
 
 __all__ = [
@@ -55,7 +56,7 @@ __all__ = [
     "synthesize_layered", "read_depth", "parse_size", "parse_split", "parse_range", "make_dataset", "SPLITS",
 ]
 
-SPLITS = ("train", "val", "test")
+SPLITS = DPDD.splits
 DEPTH_EXTS = (".npy", ".npz", ".pfm", ".png", ".tif", ".tiff")
 CONVENTIONS = {
     "light": "blur, vignetting and noise in linear light (sources sRGB-decoded) unless params.linear is false; then the tone curve",
@@ -621,19 +622,10 @@ def parse_split(text: str | None, count: int) -> dict[str, int]:
     return out
 
 
-def _layout_paths(out: Path, split: str, item_id: str) -> dict[str, Path]:
-    return {
-        "combined": out / f"{split}_c" / "source" / f"{item_id}.png",
-        "sharp": out / f"{split}_c" / "target" / f"{item_id}.png",
-        "left": out / f"{split}_l" / "source" / f"{item_id}_L.png",
-        "right": out / f"{split}_r" / "source" / f"{item_id}_R.png",
-    }
-
-
 def _prepare_out(out: Path, overwrite: bool) -> None:
     import shutil
 
-    ours = [out / "synth.json"] + [out / f"{s}_{v}" for s in SPLITS for v in "clr"]
+    ours = [out / "synth.json"] + DPDD.split_folders(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a folder; choose another output folder")
     present = [p for p in ours if p.exists()]
@@ -726,7 +718,7 @@ def make_dataset(
             fgs = [src.random_crop(f.load(rng), size, rng)[0] for f in fg_srcs]
             sharp, left, right, comb = synthesize_layered(bg, fgs, params, rng, info=rec)
             rec.update(source=bg_src.name, textures=[f.name for f in fg_srcs])
-        paths = _layout_paths(out, s, item_id)
+        paths = DPDD.item_paths(out, s, item_id)
         for key, arr in (("sharp", sharp), ("combined", comb), ("left", left), ("right", right)):
             write_image(paths[key], arr, bit_depth=16)
         records.append(rec)
@@ -742,7 +734,7 @@ def make_dataset(
         "counts": split,
         "params": asdict(params),
         "conventions": CONVENTIONS,
-        "layout": "DPDD: {split}_c/{source,target}/<id>.png, {split}_l/source/<id>_L.png, {split}_r/source/<id>_R.png; 16-bit PNG",
+        "layout": f"DPDD: {DPDD.summary}; 16-bit PNG",
         "mode": "depth maps" if depth is not None else "layered random planes",
         "images": str(images) if images is not None else "default: scikit-image photographs + procedural textures",
         "held_out": list(src.HELD_OUT) if images is None else [],

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dpdeblur.data import synth_sources as src
+from dpdeblur.data.layouts import SAMPLES as SAMPLES_LAYOUT
 from dpdeblur.data.synth import SynthParams, synthesize_layered
 
 __all__ = ["SAMPLES", "SAMPLES_SEED", "make_samples"]
@@ -68,8 +69,9 @@ def make_samples(out_dir: str | Path) -> list[Path]:
         fgs = [_load(n, pool, rng) for n in fg_names]
         info: dict = {}
         sharp, left, right, comb = synthesize_layered(bg, fgs, PARAMS, rng, info=info)
-        for path, arr, bits in ((out / f"{sid}_L.png", left, 16), (out / f"{sid}_R.png", right, 16),
-                                (out / "combined" / f"{sid}.png", comb, 16), (out / "sharp" / f"{sid}.png", sharp, SHARP_BITS)):
+        paths = SAMPLES_LAYOUT.item_paths(out, sid)
+        for path, arr, bits in ((paths["left"], left, 16), (paths["right"], right, 16),
+                                (paths["combined"], comb, 16), (paths["sharp"], sharp, SHARP_BITS)):
             written.append(_write_png(path, arr, bits))
         used.update([bg_name, *fg_names])
         rows.append(f"| `{sid}` | {bg_name} + {', '.join(fg_names)} | {', '.join(f'{r:+.1f}' for r in info['radii'])} |")

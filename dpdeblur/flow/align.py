@@ -22,6 +22,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from dpdeblur.data.layouts import ALIGNED
 from dpdeblur.errors import DataError
 from dpdeblur.flow.estimators import DISFlow, FlowEstimator
 from dpdeblur.flow.warp import calibration_mask, warp
@@ -158,7 +159,7 @@ def align_pairs(
     items = [p if isinstance(p, Pair) else Pair(str(p[0]), Path(p[1]), Path(p[2])) for p in pairs]
 
     def one(p: Pair) -> ItemResult:
-        paths = [out / "gt" / f"{p.id}.png", out / "mask" / f"{p.id}.png", out / "flow" / f"{p.id}.npy"]
+        paths = list(ALIGNED.item_paths(out, p.id).values())  # gt, mask, flow
         if not overwrite and all(q.is_file() for q in paths):
             return ItemResult(p.id, status="skipped", outputs=[str(q) for q in paths])
         blur, sharp = read_image(p.blur), read_image(p.sharp)

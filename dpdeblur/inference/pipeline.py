@@ -13,7 +13,7 @@ Three steps, each one place in this module:
 
 from __future__ import annotations
 
-import re
+import glob
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from dpdeblur.data.layouts import DPDD, SHORT, match_view, view_id, view_stem
 from dpdeblur.errors import InputError, UsageError, WeightsError
 from dpdeblur.io.images import IMAGE_EXTS, format_of, read_image, to_float, write_image
 
@@ -43,7 +44,8 @@ __all__ = [
 
 from dpdeblur.io.raw import RAW_EXTS
 
-_VIEW = re.compile(r"^(?P<id>.+)_(?P<v>[LRlr])$")
+#: view file names ``deblur`` pairs: ``<id>_L`` / ``<id>_R`` (see :func:`dpdeblur.data.layouts.match_view`)
+_STYLES = (SHORT,)
 
 
 @dataclass
@@ -80,15 +82,9 @@ class Loaded:
 # ----------------------------------------------------------------------------- inputs
 
 
-def _dpdd_splits(folder: Path) -> list[str]:
-    """Split names (``test``...) of a DPDD-layout root: any ``<split>_{l,r,c}/source`` folder."""
-    return sorted({d.name[:-2] for d in folder.glob("*_[lrc]") if (d / "source").is_dir()})
-
-
 def _view_id(stem: str) -> str:
     """``IMG_1_L`` -> ``IMG_1`` (a view's id); other stems unchanged."""
-    m = _VIEW.match(stem)
-    return m["id"] if m else stem
+    return view_id(stem, _STYLES)
 
 
 def _pair_files(files: Sequence[Path], dual_pixel: bool) -> list[InputItem]:
@@ -99,9 +95,9 @@ def _pair_files(files: Sequence[Path], dual_pixel: bool) -> list[InputItem]:
         if f.suffix.lower() in RAW_EXTS:
             items.append(InputItem(str(f), f.stem, "raw", (f,)))
             continue
-        m = _VIEW.match(f.stem)
+        m = match_view(f.stem, _STYLES)
         if dual_pixel and m:
-            views.setdefault((f.parent, m["id"]), {})[m["v"].upper()] = f
+            views.setdefault((f.parent, m.id), {})[m.side] = f
         elif dual_pixel:
             items.append(InputItem(str(f), f.stem, "image", (f,), error=(
                 f"{f}: a dual-pixel model needs two views: name them <id>_L/<id>_R, "
@@ -110,16 +106,17 @@ def _pair_files(files: Sequence[Path], dual_pixel: bool) -> list[InputItem]:
             items.append(InputItem(str(f), f.stem, "image", (f,)))
     for (parent, id_), v in views.items():
         name = str(parent / f"{id_}_[LR]")
-        for miss in {"L", "R"} - set(v):  # a view given alone: its twin beside it on disk
-            twin = [t for t in sorted(parent.glob(f"{id_}_[{miss}{miss.lower()}].*")) if t.suffix.lower() in IMAGE_EXTS]
+        for miss in {"left", "right"} - set(v):  # a view given alone: its twin beside it on disk
+            twin = [t for t in sorted(parent.glob(f"{glob.escape(id_)}_*")) if t.suffix.lower() in IMAGE_EXTS
+                    and (m := match_view(t.stem, _STYLES)) and m.id == id_ and m.side == miss]
             if twin:
                 v[miss] = twin[0]
-        if "L" in v and "R" in v:
-            items.append(InputItem(name, id_, "pair", (v["L"], v["R"])))
+        if "left" in v and "right" in v:
+            items.append(InputItem(name, id_, "pair", (v["left"], v["right"])))
         else:
-            have, miss = ("L", "R") if "L" in v else ("R", "L")
+            have, miss = ("left", "right") if "left" in v else ("right", "left")
             items.append(InputItem(str(v[have]), id_, "pair", (v[have],), error=(
-                f"{v[have]}: no matching {id_}_{miss}.* beside it; add the other view or use --left/--right")))
+                f"{v[have]}: no matching {view_stem(id_, miss)}.* beside it; add the other view or use --left/--right")))
     return items
 
 
@@ -166,20 +163,20 @@ def collect_items(
     files: list[Path] = []
     for inp in inputs:
         p = Path(inp)
-        splits = _dpdd_splits(p) if p.is_dir() else []
+        splits = DPDD.splits_in(p) if p.is_dir() else []
         if not splits:
             files += expand_inputs([inp], exts=exts, recursive=recursive)
         for split in splits:  # DPDD root: views from <split>_l/_r, or combined images from <split>_c
-            folder = {v: p / f"{split}_{v}" / "source" for v in "lrc"}
+            folder = {v: DPDD.source(p, split, v) for v in ("left", "right", "combined")}
             listed = {v: expand_inputs([d], exts=exts) if d.is_dir() else [] for v, d in folder.items()}
             if dual_pixel:
-                items += _match_views(listed["l"], listed["r"], folder["l"], folder["r"], name=f"{split}/{{}}")
-            elif folder["c"].is_dir():
-                files += listed["c"]
+                items += _match_views(listed["left"], listed["right"], folder["left"], folder["right"], name=f"{split}/{{}}")
+            elif folder["combined"].is_dir():
+                files += listed["combined"]
             else:
-                first = {_view_id(f.stem): f for f in reversed(listed["l"] + listed["r"])}
+                first = {_view_id(f.stem): f for f in reversed(listed["left"] + listed["right"])}
                 items += [InputItem(f"{split}/{i}", i, "image", (f,), error=(
-                    f"{p}: no {split}_c/source folder with the combined image {i}.*; a single-image model "
+                    f"{p}: no {folder['combined'].relative_to(p)} folder with the combined image {i}.*; a single-image model "
                     "needs the combined images (or give a dual-pixel model the views)")) for i, f in sorted(first.items())]
     return items + _pair_files(files, dual_pixel)
 
@@ -195,17 +192,17 @@ def _match_views(lefts: Sequence[Path], rights: Sequence[Path], left_dir: Path, 
     """Pair views of two folders by id (``<id>_L`` with ``<id>_R``, or equal stems); an id
     with one view only is a failed item naming the folder that lacks its twin."""
     by_id: dict[str, dict[str, Path]] = {}
-    for side, files in (("L", lefts), ("R", rights)):
+    for side, files in (("left", lefts), ("right", rights)):
         for f in files:
             by_id.setdefault(_view_id(f.stem), {}).setdefault(side, f)
     items = []
     for id_, v in sorted(by_id.items()):
-        if "L" in v and "R" in v:
-            items.append(InputItem(name.format(id_), id_, "pair", (v["L"], v["R"])))
+        if "left" in v and "right" in v:
+            items.append(InputItem(name.format(id_), id_, "pair", (v["left"], v["right"])))
         else:
-            have, miss, where = ("L", "R", right_dir) if "L" in v else ("R", "L", left_dir)
+            have, miss, where = ("left", "right", right_dir) if "left" in v else ("right", "left", left_dir)
             items.append(InputItem(str(v[have]), id_, "pair", (v[have],), error=(
-                f"{v[have]}: no {id_}_{miss}.* view in {where}; the view folders do not match")))
+                f"{v[have]}: no {view_stem(id_, miss)}.* view in {where}; the view folders do not match")))
     return items
 
 

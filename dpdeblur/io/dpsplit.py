@@ -1,12 +1,8 @@
 """``split-dp`` library side: dual-pixel files -> left / right / combined 16-bit PNGs.
 
-Layouts (``<id>`` = raw file stem, or the pair's stem without ``_left``/``_right``):
-
-- ``flat``: ``<id>_L.png``, ``<id>_R.png``, ``<id>_C.png``, ``<id>.json`` (+ ``<id>_M.png``,
-  + ``<id>_wiggle.gif|webp``)
-- ``dpdd``: ``<split>_l/source/<id>_L.png``, ``<split>_r/source/<id>_R.png``,
-  ``<split>_c/source/<id>.png``, ``<split>_c/meta/<id>.json`` (+ ``<split>_c/mask/<id>.png``,
-  + ``<split>_c/wiggle/<id>.gif|webp``)
+Layouts ``flat`` and ``dpdd`` (:mod:`dpdeblur.data.layouts`; ``<id>`` = raw file stem, or the
+pair's stem without its view suffix): left, right and combined views, a JSON sidecar, an
+optional mask and an optional wiggle animation per item.
 
 The JSON sidecar holds :attr:`DualPixelViews.meta`; the mask is 8-bit (255 = A+B saturated).
 The wiggle is the usual way to show dual-pixel disparity: an endlessly looping animation that
@@ -18,22 +14,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dpdeblur.data.layouts import DPDD, LONG, get_layout, list_layouts, view_id
 from dpdeblur.errors import InputError, UsageError, few
-from dpdeblur.io.raw import PAIR_EXTS, RAW_EXTS, _PAIR_RE, is_pair_file, read_dual_pixel
+from dpdeblur.io.raw import PAIR_EXTS, RAW_EXTS, is_pair_file, read_dual_pixel
 from dpdeblur.utils.batch import ItemResult, expand_inputs
 
 __all__ = ["LAYOUTS", "SPLITS", "WIGGLE_FORMATS", "item_id", "output_paths", "dual_pixel_inputs", "split_dual_pixel",
            "write_wiggle"]
 
-LAYOUTS = ("flat", "dpdd")
-SPLITS = ("train", "val", "test")
+LAYOUTS = tuple(list_layouts("split-dp"))
+SPLITS = DPDD.splits
 WIGGLE_FORMATS = ("gif", "webp")
 
 
 def item_id(path: str | Path) -> str:
     p = Path(path)
-    m = _PAIR_RE.match(p.stem) if p.suffix.lower() in PAIR_EXTS else None
-    return m["id"] if m else p.stem
+    return view_id(p.stem, (LONG,)) if p.suffix.lower() in PAIR_EXTS else p.stem
 
 
 def output_paths(path: str | Path, outdir: str | Path, layout: str = "flat", split: str = "test",
@@ -47,18 +43,9 @@ def output_paths(path: str | Path, outdir: str | Path, layout: str = "flat", spl
     if wiggle is not None and wiggle not in WIGGLE_FORMATS:
         raise UsageError(f"--wiggle must be one of {', '.join(WIGGLE_FORMATS)}, got {wiggle!r}")
     i, o = item_id(path), Path(outdir)
-    if layout == "flat":
-        out = {"left": o / f"{i}_L.png", "right": o / f"{i}_R.png", "combined": o / f"{i}_C.png",
-               "meta": o / f"{i}.json", "mask": o / f"{i}_M.png"}
-        if wiggle:
-            out["wiggle"] = o / f"{i}_wiggle.{wiggle}"
-        return out
-    c = o / f"{split}_c"
-    out = {"left": o / f"{split}_l" / "source" / f"{i}_L.png", "right": o / f"{split}_r" / "source" / f"{i}_R.png",
-           "combined": c / "source" / f"{i}.png", "meta": c / "meta" / f"{i}.json", "mask": c / "mask" / f"{i}.png"}
-    if wiggle:
-        out["wiggle"] = c / "wiggle" / f"{i}.{wiggle}"
-    return out
+    paths = (DPDD.item_paths(o, split, i, wiggle) if layout == DPDD.name
+             else get_layout(layout).item_paths(o, i, wiggle))
+    return {k: paths[k] for k in ("left", "right", "combined", "meta", "mask", "wiggle") if k in paths}
 
 
 def write_wiggle(path: str | Path, left, right, frame_ms: int = 200) -> None:

@@ -17,12 +17,12 @@ Usage::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from dpdeblur.data.layouts import LONG, match_view, view_stem
 from dpdeblur.errors import InputError, UsageError
 from dpdeblur.io.dualpixel import (
     FlatField, area_scale, black_map, crop, develop, extract_views, read_sensor_image, srgb_encode,
@@ -41,7 +41,6 @@ PAIR_EXTS = (".png", ".pgm")
 STORED_VIEW = "right"
 PIXEL_BLACK, PIXEL_WHITE = 1024, 16383  # Pixel 4: 14-bit linear, black 1024
 _FLIP_TO_EXIF = {0: 1, 3: 3, 5: 8, 6: 6}  # LibRaw sizes.flip -> EXIF Orientation
-_PAIR_RE = re.compile(r"^(?P<id>.+)_(?P<view>left|right)$", re.IGNORECASE)
 
 
 @dataclass
@@ -78,23 +77,20 @@ class RawFrame:
 def is_pair_file(path: str | Path) -> bool:
     """True for ``<id>_left.png`` / ``<id>_right.pgm`` style view files."""
     p = Path(path)
-    return p.suffix.lower() in PAIR_EXTS and _PAIR_RE.match(p.stem) is not None
+    return p.suffix.lower() in PAIR_EXTS and match_view(p.stem, (LONG,)) is not None
 
 
 def pair_paths(path: str | Path) -> tuple[Path, Path, str]:
     """Either file of a view pair -> ``(left_path, right_path, id)``."""
     p = Path(path)
-    m = _PAIR_RE.match(p.stem)
+    m = match_view(p.stem, (LONG,))
     if p.suffix.lower() not in PAIR_EXTS or m is None:
         raise InputError(f"{p}: not a dual-pixel view file; expected <id>_left / <id>_right .png or .pgm")
-    sep = p.stem[len(m["id"])]
-    left_name, right_name = ("left", "right") if m["view"].islower() else ("LEFT", "RIGHT")
-    left = p.with_name(f"{m['id']}{sep}{left_name}{p.suffix}")
-    right = p.with_name(f"{m['id']}{sep}{right_name}{p.suffix}")
+    left, right = (p.with_name(view_stem(m.id, s, LONG, like=m.suffix) + p.suffix) for s in ("left", "right"))
     for q in (left, right):
         if not q.is_file():
             raise InputError(f"{p}: its pair file {q.name} is missing; put both views in the same folder")
-    return left, right, m["id"]
+    return left, right, m.id
 
 
 def _open(path: Path, shot: int):

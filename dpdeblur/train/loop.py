@@ -31,12 +31,8 @@ from dpdeblur.train.config import TrainConfig
 from dpdeblur.train.dist import DistEnv, all_reduce_, barrier, pick_device
 from dpdeblur.utils.atomic import atomic_write_text
 
-__all__ = ["fit", "RunResult", "EMA", "lr_at", "VAL_SPLIT", "build_data", "load_run_config", "check_resume",
+__all__ = ["fit", "Trainer", "RunResult", "EMA", "lr_at", "build_data", "load_run_config", "check_resume",
            "amp_enabled", "last_checkpoint", "FIXED_ON_RESUME"]
-
-#: Validation split per data set (None: no validation).
-VAL_SPLIT = {"dpdd": "val", "sdd": "test", "gopro": "test", "folder": None}
-
 
 @dataclass
 class RunResult:
@@ -149,13 +145,14 @@ def _seed_all(seed: int) -> None:
 def build_data(cfg: TrainConfig, card, env: DistEnv = DistEnv()):
     """Check and open the training (and validation) data; every problem raises before training."""
     from dpdeblur.data import check_fit, check_readable, find_pairs
+    from dpdeblur.data.layouts import get_layout
     from dpdeblur.data.patches import FullImageDataset, ImageSource, PatchDataset
 
     kw = dict(blur=cfg.blur, sharp=cfg.sharp, left=cfg.left, right=cfg.right)
     train = find_pairs(cfg.dataset, cfg.data_root, "train", **kw)
     check_fit(train, card)
     check_readable(train, min_size=cfg.patch)
-    split = VAL_SPLIT.get(cfg.dataset)
+    split = get_layout(cfg.dataset).val_split  # find_pairs checked the name
     val = None
     if split is not None:
         try:
@@ -168,7 +165,7 @@ def build_data(cfg: TrainConfig, card, env: DistEnv = DistEnv()):
     cache = Path(cfg.cache) if cfg.cache else None
 
     def sources():  # rank 0 builds the cache, the others then open it
-        src = ImageSource(train, cache / "train" if cache else None)
+        src = ImageSource(train, cache / train.split if cache else None)
         vsrc = ImageSource(val, cache / split if cache else None) if val is not None else None
         ds = PatchDataset(src, views, cfg.patch, cfg.patch_mode, cfg.overlap, cfg.flips, cfg.drop_flat, cfg.crops_per_image,
                           flow_dir=cfg.flow_cache)
@@ -280,186 +277,269 @@ def fit(cfg: TrainConfig, resume: bool = False) -> RunResult:
     for bad data or settings, :class:`DpdeblurError` after ``max_nonfinite`` bad steps in a row.
     """
     try:
-        result = _fit(cfg, resume)
+        result = Trainer(cfg, resume).run()
         barrier()  # no rank tears down its connections while another still uses them
         return result
     finally:
         DistEnv.close()
 
 
-def _fit(cfg: TrainConfig, resume: bool) -> RunResult:
-    from dpdeblur.losses import build_criterion
-    from dpdeblur.models import create_model, get_card
+class Trainer:
+    """One training run in named phases that tests can drive one at a time.
 
-    # every check before the run folder is created or written: a failed start leaves nothing
-    # behind, and a failed --resume leaves the run exactly as it was
-    cfg.validate()
-    card = get_card(cfg.model)
-    from dpdeblur.models.registry import check_model_config
+    :meth:`setup` (checks, data, model, optimiser; :meth:`resume` when resuming), then per
+    batch :meth:`train_step`, at epoch ends :meth:`end_epoch` (:meth:`validate` and
+    :meth:`checkpoint`), and :meth:`finish`; :meth:`run` chains them as :func:`fit` does.
+    The counters (``step``, ``best``, ``nonfinite``) are attributes, saved and restored whole.
+    """
 
-    check_model_config(card.name, cfg.model_config)
-    if cfg.weights:
-        from dpdeblur.models.weights import check_weights_file
+    def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
+        self.cfg, self.resuming = cfg, resume
+        self.run_dir = Path(cfg.out)
+        self.step, self.best, self.nonfinite = 0, None, 0
+        self.last_val: dict[str, float] | None = None
+        self.losses: list[float] = []  # mean loss of each logged interval
+        self.digests: list[str] = []
+        self.log: _Log | None = None
 
-        check_weights_file(cfg.weights)
-    run_dir = Path(cfg.out)
-    if resume:
-        check_resume(cfg, run_dir)
-    elif (run_dir / "last.state.pt").exists():
-        raise UsageError(f"{run_dir} already holds a training run; pass --resume to continue it or choose another --out")
-    env = DistEnv.from_env()
-    device = pick_device(cfg.device, env)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    env.init(device)
-    _seed_all(cfg.seed)
-    train_ds, val_ds = build_data(cfg, card, env)
-    from dpdeblur.data.sampler import ResumableSampler
+    # ------------------------------------------------------------------ setup and resume
 
-    sampler = ResumableSampler(train_ds, env.rank, env.world, shuffle=True, seed=cfg.seed)
-    spe = sampler.num_samples // cfg.batch_size
-    if spe == 0:
-        raise DataError(f"only {len(train_ds)} training patches per process, fewer than --batch-size {cfg.batch_size}")
-    total = cfg.epochs * spe
-    end = min(total, cfg.max_steps) if cfg.max_steps else total
+    def check(self) -> None:
+        """Every check before the run folder is created or written: a failed start leaves
+        nothing behind, and a failed --resume leaves the run exactly as it was."""
+        from dpdeblur.models import get_card
+        from dpdeblur.models.registry import check_model_config
 
-    model = create_model(cfg.model, weights=cfg.weights, **cfg.model_config).to(device)
-    criterion = build_criterion(cfg.loss, card, jdrl=cfg.jdrl, jdrl_warmup=cfg.jdrl_warmup,
-                                jdrl_warmup_mode=cfg.jdrl_warmup_mode, jdrl_mask_norm=cfg.jdrl_mask_norm).to(device)
-    params = [p for p in list(model.parameters()) + list(criterion.parameters()) if p.requires_grad]
-    opt_cls = torch.optim.AdamW if cfg.optimizer.lower() == "adamw" else torch.optim.Adam
-    opt = opt_cls(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
-    ema = EMA(model, cfg.ema) if cfg.ema else None
-    step, best, nonfinite, state = 0, None, 0, None
-    if resume:
-        state = load_state(run_dir / "last.state.pt", map_location=device)
+        cfg = self.cfg
+        cfg.validate()
+        self.card = get_card(cfg.model)
+        check_model_config(self.card.name, cfg.model_config)
+        if cfg.weights:
+            from dpdeblur.models.weights import check_weights_file
+
+            check_weights_file(cfg.weights)
+        if self.resuming:
+            check_resume(cfg, self.run_dir)
+        elif (self.run_dir / "last.state.pt").exists():
+            raise UsageError(f"{self.run_dir} already holds a training run; pass --resume to continue it or choose another --out")
+
+    def setup(self) -> "Trainer":
+        """Checks, processes, data, model, criterion, optimiser, EMA; the checkpoint when
+        resuming; then the run folder, its ``config.json`` and the log's ``start`` record."""
+        from dpdeblur.data.sampler import ResumableSampler
+        from dpdeblur.losses import build_criterion
+        from dpdeblur.models import create_model
+
+        self.check()
+        cfg = self.cfg
+        self.env = env = DistEnv.from_env()
+        self.device = device = pick_device(cfg.device, env)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        env.init(device)
+        _seed_all(cfg.seed)
+        self.train_ds, self.val_ds = build_data(cfg, self.card, env)
+        self.sampler = ResumableSampler(self.train_ds, env.rank, env.world, shuffle=True, seed=cfg.seed)
+        self.spe = self.sampler.num_samples // cfg.batch_size
+        if self.spe == 0:
+            raise DataError(f"only {len(self.train_ds)} training patches per process, fewer than --batch-size {cfg.batch_size}")
+        self.total = cfg.epochs * self.spe
+        self.end = min(self.total, cfg.max_steps) if cfg.max_steps else self.total
+
+        self.model = create_model(cfg.model, weights=cfg.weights, **cfg.model_config).to(device)
+        self.criterion = build_criterion(cfg.loss, self.card, jdrl=cfg.jdrl, jdrl_warmup=cfg.jdrl_warmup,
+                                         jdrl_warmup_mode=cfg.jdrl_warmup_mode,
+                                         jdrl_mask_norm=cfg.jdrl_mask_norm).to(device)
+        self.params = [p for p in list(self.model.parameters()) + list(self.criterion.parameters()) if p.requires_grad]
+        opt_cls = torch.optim.AdamW if cfg.optimizer.lower() == "adamw" else torch.optim.Adam
+        self.opt = opt_cls(self.params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+        self.ema = EMA(self.model, cfg.ema) if cfg.ema else None
+        if self.resuming:
+            self.resume()
+        if env.main:  # all checks passed: now the run folder and its settings
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+        self.net = self.model
+        if env.enabled:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.crit_params = list(self.criterion.parameters())
+        self.eval_model = self.ema.module if self.ema is not None else self.model
+        self.amp = amp_enabled(cfg, device)
+        self.log = _Log(self.run_dir, cfg, env, self.step if self.resuming else None, self.end)
+        self.meta = {**model_metadata(cfg.model, cfg.model_config), "format": "dpdeblur-train"}
+        self.log.write({"event": "start", "step": self.step, "resume": self.resuming, "world": env.world,
+                        "device": str(device), "steps_per_epoch": self.spe, "total_steps": self.total,
+                        "train_patches": len(self.train_ds)})
+        self.saved_at = self.step
+        self._restart_interval()
+        return self
+
+    def resume(self) -> None:
+        """Restore model, criterion, optimiser, EMA, RNG and counters from ``last.state.pt``."""
+        path = self.run_dir / "last.state.pt"
+        state = load_state(path, map_location=self.device)
         try:
-            model.load_state_dict(state["model"])
-            criterion.load_state_dict(state["criterion"])
-            opt.load_state_dict(state["optimizer"])
-            if ema is not None and state.get("ema") is not None:
-                ema.module.load_state_dict(state["ema"])
+            self.model.load_state_dict(state["model"])
+            self.criterion.load_state_dict(state["criterion"])
+            self.opt.load_state_dict(state["optimizer"])
+            if self.ema is not None and state.get("ema") is not None:
+                self.ema.module.load_state_dict(state["ema"])
             set_rng_state(state["rng"])
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise DpdeblurError(f"{run_dir / 'last.state.pt'}: the checkpoint does not fit these settings "
+            raise DpdeblurError(f"{path}: the checkpoint does not fit these settings "
                                 f"({first[:200]}); resume with the run's own settings") from None
-        step, best, nonfinite = state["step"], state.get("best_psnr"), state.get("nonfinite", 0)
-    if env.main:  # all checks passed: now the run folder and its settings
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
-    net = model
-    if env.enabled:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    crit_params = list(criterion.parameters())
-    eval_model = ema.module if ema is not None else model
-    amp = amp_enabled(cfg, device)
-    log = _Log(run_dir, cfg, env, step if resume else None, end)
-    meta = {**model_metadata(cfg.model, cfg.model_config), "format": "dpdeblur-train"}
-    log.write({"event": "start", "step": step, "resume": resume, "world": env.world, "device": str(device),
-               "steps_per_epoch": spe, "total_steps": total, "train_patches": len(train_ds)})
+        self.step, self.best, self.nonfinite = state["step"], state.get("best_psnr"), state.get("nonfinite", 0)
 
-    def save(tag: str = "last", info: dict | None = None) -> None:
-        if not env.main:
+    # ------------------------------------------------------------------ one step
+
+    def epoch_batches(self) -> DataLoader:
+        """The batches left in the current epoch, from the position ``step`` implies."""
+        epoch, pos = divmod(self.step, self.spe)
+        self.sampler.set_position(epoch, pos * self.cfg.batch_size)
+        return DataLoader(self.train_ds, batch_size=self.cfg.batch_size, sampler=self.sampler, drop_last=True,
+                          num_workers=self.cfg.num_workers, pin_memory=self.device.type == "cuda")
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> bool:
+        """One optimisation step (lr, forward, criterion, non-finite guard, backward, clip,
+        optimiser, EMA) and its log record; ``step`` advances even when the step is skipped.
+        Returns False for a skipped (non-finite) step."""
+        cfg, device, env = self.cfg, self.device, self.env
+        epoch = self.step // self.spe
+        lr = lr_at(cfg, self.step, self.spe)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp):
+            out = self.net(batch["input"])
+        loss, extra = self.criterion(out, batch, epoch)
+        bad = all_reduce_(torch.tensor([0.0 if torch.isfinite(loss) else 1.0], device=device))
+        self.opt.zero_grad(set_to_none=True)
+        if bad.item() == 0:
+            loss.backward()
+            for p in self.crit_params:  # DDP averages the model's gradients, not the criterion's
+                if p.grad is not None and env.enabled:
+                    all_reduce_(p.grad).div_(env.world)
+            norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.clip if cfg.clip > 0 else float("inf"))
+            bad = ~torch.isfinite(norm)
+        ok = not bool(bad)
+        if not ok:
+            self.nonfinite += 1
+            self.log.warn(f"step {self.step}: non-finite loss or gradient, step skipped ({self.nonfinite} in a row)")
+            self.log.write({"event": "nonfinite", "step": self.step, "in_a_row": self.nonfinite})
+            if self.nonfinite >= cfg.max_nonfinite:
+                raise DpdeblurError(
+                    f"the loss was non-finite {self.nonfinite} steps in a row (step {self.step}); lower --lr, set "
+                    f"--clip, or resume from {self.run_dir / 'last.state.pt'} (last good checkpoint)"
+                )
+        else:
+            self.nonfinite = 0
+            self.opt.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
+            self._run_loss += float(loss.detach())
+            self._run_n += 1
+        self.step += 1
+        if self.step % cfg.log_every == 0 or self.step == self.end:
+            self._log_interval(lr, extra)
+        return ok
+
+    def _restart_interval(self) -> None:
+        self._run_loss, self._run_n, self._t0 = 0.0, 0, time.perf_counter()
+
+    def _log_interval(self, lr: float, extra: dict) -> None:
+        dt = time.perf_counter() - self._t0
+        rec = {"event": "train", "step": self.step, "epoch": self.step / self.spe, "lr": lr,
+               "loss": self._run_loss / max(1, self._run_n), "it_s": self._run_n / dt if dt > 0 else 0.0,
+               **{k: float(v) for k, v in extra.items()}}
+        self.losses.append(rec["loss"])
+        self.log.write(rec)
+        self.log.advance(self.step, f"loss {rec['loss']:.4f} lr {lr:.2e} {rec['it_s']:.2f} it/s")
+        self._restart_interval()
+
+    # ------------------------------------------------------------------ validation and checkpoints
+
+    def validate(self) -> dict[str, float] | None:
+        """Score the evaluated model (EMA when on) on the validation set; a better PSNR saves ``best``."""
+        cfg = self.cfg
+        if self.val_ds is None:
+            return None
+        self.last_val = {**validate(self.eval_model, self.val_ds, self.device, cfg, self.env), "step": self.step}
+        self.log.write({"event": "val", "epoch": self.step / self.spe, "ssim_window": cfg.ssim, **self.last_val})
+        if self.best is None or self.last_val["psnr"] > self.best:
+            self.best = self.last_val["psnr"]
+            self.checkpoint("best", info={**self.last_val, "ssim_window": cfg.ssim, "model": cfg.model})
+        return self.last_val
+
+    def checkpoint(self, tag: str = "last", info: dict | None = None) -> None:
+        """Write ``<tag>.safetensors`` (evaluated weights); ``last`` also writes the full state (rank 0)."""
+        if tag == "last":
+            self.saved_at = self.step
+        if not self.env.main:
             return
-        m = {**meta, "step": step, "epoch": step / spe}
+        step, spe = self.step, self.spe
+        m = {**self.meta, "step": step, "epoch": step / spe}
         st = None
         if tag == "last":
-            st = {"step": step, "epoch": step // spe, "pos": step % spe, "best_psnr": best, "nonfinite": nonfinite,
-                  "model": model.state_dict(), "criterion": criterion.state_dict(), "optimizer": opt.state_dict(),
-                  "ema": ema.module.state_dict() if ema is not None else None, "rng": get_rng_state(),
-                  "config": json.dumps(cfg.to_dict())}
-        save_checkpoint(run_dir, tag, weights_sd=eval_model.state_dict(), metadata=m, criterion=criterion, state=st, info=info)
+            st = {"step": step, "epoch": step // spe, "pos": step % spe, "best_psnr": self.best,
+                  "nonfinite": self.nonfinite, "model": self.model.state_dict(),
+                  "criterion": self.criterion.state_dict(), "optimizer": self.opt.state_dict(),
+                  "ema": self.ema.module.state_dict() if self.ema is not None else None, "rng": get_rng_state(),
+                  "config": json.dumps(self.cfg.to_dict())}
+        save_checkpoint(self.run_dir, tag, weights_sd=self.eval_model.state_dict(), metadata=m,
+                        criterion=self.criterion, state=st, info=info)
 
-    last_val, losses, run_loss, run_n, t0, saved_at = None, [], 0.0, 0, time.perf_counter(), step
+    def end_epoch(self) -> None:
+        """At an epoch's end: validate every ``val_every`` epochs, then checkpoint."""
+        if self.cfg.val_every and (self.step // self.spe) % self.cfg.val_every == 0:
+            self.validate()
+        self.checkpoint()
 
-    def run_validation() -> None:
-        nonlocal best, last_val
-        if val_ds is None:
-            return
-        last_val = {**validate(eval_model, val_ds, device, cfg, env), "step": step}
-        log.write({"event": "val", "epoch": step / spe, "ssim_window": cfg.ssim, **last_val})
-        if best is None or last_val["psnr"] > best:
-            best = last_val["psnr"]
-            save("best", info={**last_val, "ssim_window": cfg.ssim, "model": cfg.model})
-
-    try:
-        while step < end:
-            epoch, pos = divmod(step, spe)
-            sampler.set_position(epoch, pos * cfg.batch_size)
-            loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
-                                num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
-            for batch in loader:
-                lr = lr_at(cfg, step, spe)
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    out = net(batch["input"])
-                loss, extra = criterion(out, batch, epoch)
-                bad = all_reduce_(torch.tensor([0.0 if torch.isfinite(loss) else 1.0], device=device))
-                opt.zero_grad(set_to_none=True)
-                if bad.item() == 0:
-                    loss.backward()
-                    for p in crit_params:  # DDP averages the model's gradients, not the criterion's
-                        if p.grad is not None and env.enabled:
-                            all_reduce_(p.grad).div_(env.world)
-                    norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip if cfg.clip > 0 else float("inf"))
-                    bad = ~torch.isfinite(norm)
-                if bool(bad):
-                    nonfinite += 1
-                    log.warn(f"step {step}: non-finite loss or gradient, step skipped ({nonfinite} in a row)")
-                    log.write({"event": "nonfinite", "step": step, "in_a_row": nonfinite})
-                    if nonfinite >= cfg.max_nonfinite:
-                        raise DpdeblurError(
-                            f"the loss was non-finite {nonfinite} steps in a row (step {step}); lower --lr, set "
-                            f"--clip, or resume from {run_dir / 'last.state.pt'} (last good checkpoint)"
-                        )
-                else:
-                    nonfinite = 0
-                    opt.step()
-                    if ema is not None:
-                        ema.update(model)
-                    run_loss += float(loss.detach())
-                    run_n += 1
-                step += 1
-                if step % cfg.log_every == 0 or step == end:
-                    dt = time.perf_counter() - t0
-                    rec = {"event": "train", "step": step, "epoch": step / spe, "lr": lr,
-                           "loss": run_loss / max(1, run_n), "it_s": run_n / dt if dt > 0 else 0.0,
-                           **{k: float(v) for k, v in extra.items()}}
-                    losses.append(rec["loss"])
-                    log.write(rec)
-                    log.advance(step, f"loss {rec['loss']:.4f} lr {lr:.2e} {rec['it_s']:.2f} it/s")
-                    run_loss, run_n, t0 = 0.0, 0, time.perf_counter()
-                if cfg.save_every and step % cfg.save_every == 0:
-                    save()
-                    saved_at = step
-                if step >= end:
-                    break
-            if step % spe == 0:  # an epoch ended
-                if cfg.val_every and (step // spe) % cfg.val_every == 0:
-                    run_validation()
-                save()
-                saved_at = step
-        validated = last_val is None or last_val["step"] != step
+    def finish(self) -> None:
+        """After the last step: validate and checkpoint what is not yet; ranks must agree."""
+        validated = self.last_val is None or self.last_val["step"] != self.step
         if validated:
-            run_validation()
-        if saved_at != step or (validated and val_ds is not None):
-            save()
-        digests = [_digest(model)]
-        if env.enabled:
+            self.validate()
+        if self.saved_at != self.step or (validated and self.val_ds is not None):
+            self.checkpoint()
+        self.digests = [_digest(self.model)]
+        if self.env.enabled:
             import torch.distributed as tdist
 
-            digests = [None] * env.world
-            tdist.all_gather_object(digests, _digest(model))
-        log.write({"event": "end", "step": step, "best_psnr": best, "rank_digests": digests})
-        if len(set(digests)) > 1:
-            raise DpdeblurError(f"ranks hold different weights after training ({digests}); report this bug")
-    finally:
-        log.close()
-    return RunResult(
-        run_dir=run_dir, step=step, epoch=step // spe, stopped="epochs" if step >= total else "max_steps",
-        last_weights=run_dir / "last.safetensors", best_weights=run_dir / "best.safetensors" if best is not None else None,
-        best_psnr=best, val=last_val, losses=losses, rank_digests=digests,
-    )
+            self.digests = [None] * self.env.world
+            tdist.all_gather_object(self.digests, _digest(self.model))
+        self.log.write({"event": "end", "step": self.step, "best_psnr": self.best, "rank_digests": self.digests})
+        if len(set(self.digests)) > 1:
+            raise DpdeblurError(f"ranks hold different weights after training ({self.digests}); report this bug")
+
+    # ------------------------------------------------------------------ the whole run
+
+    def run(self) -> RunResult:
+        """:meth:`setup` (unless done), the steps to ``end`` with their epoch ends, :meth:`finish`."""
+        if self.log is None:
+            self.setup()
+        cfg = self.cfg
+        try:
+            while self.step < self.end:
+                for batch in self.epoch_batches():
+                    self.train_step(batch)
+                    if cfg.save_every and self.step % cfg.save_every == 0:
+                        self.checkpoint()
+                    if self.step >= self.end:
+                        break
+                if self.step % self.spe == 0:  # an epoch ended
+                    self.end_epoch()
+            self.finish()
+        finally:
+            self.log.close()
+        return self.result()
+
+    def result(self) -> RunResult:
+        return RunResult(
+            run_dir=self.run_dir, step=self.step, epoch=self.step // self.spe,
+            stopped="epochs" if self.step >= self.total else "max_steps",
+            last_weights=self.run_dir / "last.safetensors",
+            best_weights=self.run_dir / "best.safetensors" if self.best is not None else None,
+            best_psnr=self.best, val=self.last_val, losses=self.losses, rank_digests=self.digests,
+        )
