@@ -70,6 +70,32 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def renamed(new: str, value: Any, old: str, old_value: Any) -> Any:
+    """The value of an option that a command also takes under an old spelling (a hidden alias).
+
+    Old scripts keep working: the old spelling gives its value with a one-line deprecation
+    note on stderr; both spellings with different values are a usage error.
+    """
+    if old_value is None:
+        return value
+    err_console().print(f"[yellow]deprecated:[/] {old} is now {new}; the old spelling will be removed",
+                        highlight=False, soft_wrap=True)
+    if value is not None and value != old_value:
+        from dpdeblur.errors import UsageError
+
+        raise UsageError(f"{new} {value} and {old} {old_value} disagree; pass {new} only")
+    return old_value
+
+
+def require(value: Any, flag: str, what: str) -> Any:
+    """Usage error (exit 2) when a required option, made optional to admit an old spelling, is missing."""
+    if value is None:
+        from dpdeblur.errors import UsageError
+
+        raise UsageError(f"missing option {flag}: {what}")
+    return value
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Python warnings (ours and the libraries') as one ``warning:`` line on stderr."""
     from rich.markup import escape

@@ -7,7 +7,7 @@ from typing import List, Optional, Tuple
 
 import typer
 
-from dpdeblur.cli.app import app, err_console, guarded, out_console, print_json
+from dpdeblur.cli.app import app, err_console, guarded, out_console, print_json, renamed
 
 bench_app = typer.Typer(help="Quality (PSNR/SSIM/MAE) and speed (latency, throughput, memory) reports.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
@@ -55,7 +55,8 @@ def speed_cmd(
     max_seconds: float = typer.Option(60.0, help="Stop timing a configuration after this long (at least one run)."),
     model_config: Optional[List[str]] = typer.Option(None, "--model-config", help="Builder overrides KEY=VALUE[,KEY=VALUE] (e.g. tiny configs)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the JSON report to this file."),
+    output: Optional[Path] = typer.Option(None, "--report", help="Also write the JSON report to this file (what `bench compare` reads)."),
+    old_output: Optional[Path] = typer.Option(None, "--output", "-o", hidden=True),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown table to this file."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG plot of throughput vs input size (needs matplotlib)."),
 ) -> None:
@@ -64,6 +65,7 @@ def speed_cmd(
     from dpdeblur.bench.speed import SpeedConfig, bench_speed
     from dpdeblur.errors import UsageError
 
+    output = renamed("--report", output, "--output/-o", old_output)
     try:
         tiles = [int(t) for t in _split(tile)]
     except ValueError:
@@ -106,7 +108,7 @@ def speed_cmd(
 @bench_app.command("compare")
 @guarded
 def compare_cmd(
-    a: Path = typer.Argument(..., help="Baseline report (JSON from bench --json/--output)."),
+    a: Path = typer.Argument(..., help="Baseline report (JSON from bench --json or --report)."),
     b: Path = typer.Argument(..., help="Report to compare against the baseline."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
@@ -145,7 +147,8 @@ def quality_cmd(
     lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="Local LPIPS AlexNet weights (never downloaded)."),
     limit: Optional[int] = typer.Option(None, help="Score only the first N images."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the JSON report to this file."),
+    output: Optional[Path] = typer.Option(None, "--report", help="Also write the JSON report to this file (what `bench compare` reads)."),
+    old_output: Optional[Path] = typer.Option(None, "--output", "-o", hidden=True),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write per-image metrics to this CSV file."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the aggregate table as Markdown."),
     save_images: Tuple[int, str] = typer.Option((0, ""), "--save-images", help="K DIR: crops (input | output | truth) of the K worst and K best images, 8-bit PNG."),
@@ -158,6 +161,7 @@ def quality_cmd(
     from dpdeblur.errors import UsageError
     from dpdeblur.utils.atomic import atomic_write_text
 
+    output = renamed("--report", output, "--output/-o", old_output)
     k, img_dir = save_images[0], Path(save_images[1])
     if k < 0:
         raise UsageError("--save-images K DIR: K must be >= 0, e.g. --save-images 3 crops/")

@@ -7,7 +7,7 @@ from typing import List, Optional, Tuple
 
 import typer
 
-from dpdeblur.cli.app import app, err_console, guarded, print_json
+from dpdeblur.cli.app import app, err_console, guarded, print_json, renamed
 
 
 @app.command("deblur")
@@ -15,7 +15,8 @@ from dpdeblur.cli.app import app, err_console, guarded, print_json
 def deblur_cmd(
     inputs: Optional[List[str]] = typer.Argument(None, help="Images, folders, globs, raw files or DPDD-layout roots."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered model name (see `dpdeblur models`); default: the model a --weights file from `dpdeblur train` names."),
-    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Output folder (default: beside each input)."),
+    output_dir: Optional[str] = typer.Option(None, "--out", "-o", help="Output folder (default: beside each input)."),
+    old_output_dir: Optional[str] = typer.Option(None, "--output-dir", hidden=True),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Weights file (.safetensors/.pt); default: the model's bundled weights."),
     model_config: Optional[List[str]] = typer.Option(None, "--model-config", help="Builder override KEY=VALUE (repeatable); default: the config a --weights file from `dpdeblur train` records."),
     left: Optional[str] = typer.Option(None, "--left", help="Left dual-pixel view (with --right)."),
@@ -50,6 +51,7 @@ def deblur_cmd(
     from dpdeblur.models import parse_model_config, resolve_model
     from dpdeblur.models.registry import check_model_config
 
+    output_dir = renamed("--out", output_dir, "--output-dir", old_output_dir)
     if not inputs and not (left or right):
         raise UsageError("no inputs: pass images, folders or globs, or --left L --right R")
     if model is None and weights is None:

@@ -7,14 +7,15 @@ from typing import List, Optional, Tuple
 
 import typer
 
-from dpdeblur.cli.app import app, guarded, print_json
+from dpdeblur.cli.app import app, guarded, print_json, renamed, require
 
 
 @app.command("split-dp")
 @guarded
 def split_dp_cmd(
     inputs: List[Path] = typer.Argument(..., help="Dual Pixel RAW files (.CR2/.CR3/.DNG), <id>_left/_right .png/.pgm pairs, folders or globs."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder."),
+    outdir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (required).", show_default=False),
+    old_outdir: Optional[Path] = typer.Option(None, "--outdir", hidden=True),
     layout: str = typer.Option("flat", "--layout", help="flat: <id>_L/_R/_C.png; dpdd: <split>_{l,r,c}/source/ like the DPDD data set."),
     split: str = typer.Option("test", "--split", help="train, val or test (dpdd layout)."),
     stored_view: str = typer.Option("right", "--stored-view", help="Which photodiode a raw file's second frame holds (Canon does not document it)."),
@@ -34,6 +35,7 @@ def split_dp_cmd(
 
     from dpdeblur.utils.atomic import check_output_folder
 
+    outdir = require(renamed("--out", outdir, "--outdir", old_outdir), "--out", "the output folder")
     check_split_options(layout, split, stored_view, scale, black_level, white_level, wiggle)  # before any work
     check_output_folder(outdir)
     ff = None

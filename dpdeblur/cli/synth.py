@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from dpdeblur.cli.app import app, err_console, guarded, print_json
+from dpdeblur.cli.app import app, err_console, guarded, print_json, renamed, require
 
 
 @app.command("synth")
 @guarded
 def synth_cmd(
-    out: Path = typer.Argument(..., help="Output folder (DPDD layout: {train,val,test}_{c,l,r}/... and synth.json)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (required; DPDD layout: {train,val,test}_{c,l,r}/... and synth.json).", show_default=False),
+    old_out: Optional[Path] = typer.Argument(None, hidden=True, metavar="OUT", show_default=False),  # deprecated positional
     images: Path = typer.Option(None, "--images", help="Folder of sharp images (default: scikit-image photos + procedural textures)."),
     depth: Path = typer.Option(None, "--depth", help="Folder of depth maps named like the images (.npy/.npz/.pfm/16-bit PNG) (default: layered random planes)."),
     depth_kind: str = typer.Option("depth", "--depth-kind", help="The --depth maps hold 'depth' or 'disparity' (inverse depth)."),
@@ -36,6 +38,10 @@ def synth_cmd(
     """Make dual-pixel training data (left, right, combined, sharp) from sharp images, with no camera."""
     from dpdeblur.data.synth import SynthParams, make_dataset, parse_range, parse_size, parse_split
 
+    from dpdeblur.utils.atomic import check_output_folder
+
+    out = require(renamed("--out", out, "the positional OUT", old_out), "--out", "the output folder")
+    check_output_folder(out)
     params = SynthParams(
         max_radius=max_radius, focus=focus, depth_kind=depth_kind, noise=noise, vignetting=vignetting, psf=psf,
         psf_bank=str(psf_bank) if psf_bank is not None else None, bank_share=bank_share, tone=tone,

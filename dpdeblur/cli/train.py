@@ -32,7 +32,7 @@ def train_cmd(
     jdrl_mask_norm: Optional[str] = _O(None, "--jdrl-mask-norm", help="JDRL masked Charbonnier mean over: all (masked pixels add eps, default, as the authors) | kept."),
     flow_cache: Optional[Path] = _O(None, "--flow-cache", help="JDRL: a `dpdeblur align --out` folder whose flows seed the warm-up."),
     config: Optional[Path] = _O(None, "--config", help="TOML/YAML file of settings (flags win)."),
-    out: Optional[Path] = _O(None, "--out", help="Run folder for checkpoints and logs."),
+    out: Optional[Path] = _O(None, "--out", "-o", help="Run folder for checkpoints and logs (required)."),
     resume: bool = _O(False, "--resume", help="Continue the run in --out exactly where it stopped."),
     epochs: Optional[int] = _O(None, "--epochs"),
     lr: Optional[float] = _O(None, "--lr"),
