@@ -119,3 +119,19 @@ def test_bench_report_file_is_report_and_old_output_is_an_alias(tmp_path):
         assert "--report" in help_text and "--output" not in help_text
     r = CliRunner().invoke(app, ["bench", "speed", "-m", "dmtnet-t", "--report", str(tmp_path / "a.json"), "-o", str(tmp_path / "b.json")])
     assert r.exit_code == 2 and "disagree" in r.output and "--report" in r.output, r.output
+
+
+def test_library_never_imports_the_cli():
+    """Layering: only dpdeblur/cli/ (and __main__) import dpdeblur.cli; the library takes a console."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "dpdeblur"
+    bad = []
+    for f in root.rglob("*.py"):
+        if f.parent.name == "cli" or f.name == "__main__.py":
+            continue
+        for node in ast.walk(ast.parse(f.read_text())):
+            mods = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in getattr(node, "names", [])] if isinstance(node, ast.Import) else []
+            bad += [f"{f.relative_to(root)}: {m}" for m in mods if m == "dpdeblur.cli" or m.startswith("dpdeblur.cli.")]
+    assert not bad, bad

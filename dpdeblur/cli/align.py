@@ -35,7 +35,7 @@ def align_cmd(
     if as_json:
         print_json(summary)
     else:
-        report.print_summary()
+        report.print_summary(err_console())
         for it in report.items:
             if it.status == "ok":
                 typer.echo(f"{it.name}\tmean_flow={it.info['mean_flow']:.3f}px\tmasked={it.info['masked_fraction']:.3f}")

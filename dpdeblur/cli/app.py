@@ -42,10 +42,10 @@ def _root(
 
 @functools.lru_cache(maxsize=None)
 def err_console():
-    """Rich console on stderr (progress, warnings, tables meant for people)."""
-    from rich.console import Console
+    """Rich console on stderr (progress, warnings, tables meant for people); one per process."""
+    from dpdeblur.utils.batch import stderr_console
 
-    return Console(stderr=True)
+    return stderr_console()
 
 
 def out_console():

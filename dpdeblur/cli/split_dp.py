@@ -7,7 +7,7 @@ from typing import List, Optional, Tuple
 
 import typer
 
-from dpdeblur.cli.app import app, guarded, print_json, renamed, require
+from dpdeblur.cli.app import app, err_console, guarded, print_json, renamed, require
 
 
 @app.command("split-dp")
@@ -49,9 +49,9 @@ def split_dp_cmd(
         return split_dual_pixel(path, outdir, layout, split, overwrite, mask, wiggle, stored_view=stored_view,
                                 flat_field=ff, scale=scale, black_level=black_level, white_level=white_level)
 
-    report = run_batch(items, one, label="split-dp", progress=not as_json)
+    report = run_batch(items, one, label="split-dp", progress=not as_json, console=err_console())
     if as_json:
         print_json(report.to_dict())
     else:
-        report.print_summary()
+        report.print_summary(err_console())
     raise typer.Exit(report.exit_code)

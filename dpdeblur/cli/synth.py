@@ -55,7 +55,7 @@ def synth_cmd(
         print_json(manifest)
     else:
         if report.count("failed"):
-            report.print_summary()
+            report.print_summary(err_console())
         # what was written (the planned counts are in manifest["counts"]; failed sets are not counted)
         c = {s: sum(1 for r in manifest["items"] if r["split"] == s) for s in ("train", "val", "test")}
         err_console().print(
