@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from dpdeblur.choices import DIS_PRESETS
+from dpdeblur.cli.choices import choice
 from dpdeblur.cli.app import app, err_console, guarded, print_json
 
 
@@ -15,7 +17,7 @@ def align_cmd(
     blur: Path = typer.Option(..., "--blur", help="Folder of blurry images."),
     sharp: Path = typer.Option(..., "--sharp", help="Folder of sharp images with the same file names."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: gt/, mask/, flow/, summary.json."),
-    preset: str = typer.Option("medium", "--preset", help="OpenCV DIS preset: ultrafast, fast, medium."),
+    preset: str = typer.Option("medium", "--preset", help="OpenCV DIS optical-flow preset.", **choice(DIS_PRESETS)),
     sharp_sigma: float = typer.Option(2.0, "--sharp-sigma", min=0.0, help="Gaussian sigma (px) on the sharp image before matching it to the blurry one."),
     lam: float = typer.Option(0.35, "--lambda", min=0.0, max=1.0, help="Calibration mask tolerance (JDRL Eq. 4)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo pairs whose outputs exist."),

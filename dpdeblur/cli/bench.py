@@ -7,6 +7,8 @@ from typing import List, Optional, Tuple
 
 import typer
 
+from dpdeblur.choices import DEVICES, PRECISIONS, SSIM_WINDOWS
+from dpdeblur.cli.choices import choice, datasets, models, splits
 from dpdeblur.cli.app import app, err_console, guarded, out_console, print_json, renamed
 
 bench_app = typer.Typer(help="Quality (PSNR/SSIM/MAE) and speed (latency, throughput, memory) reports.", no_args_is_help=True)
@@ -42,9 +44,9 @@ def _overrides(values: List[str] | None) -> dict:
 @bench_app.command("speed")
 @guarded
 def speed_cmd(
-    model: List[str] = typer.Option(..., "--model", "-m", help="Model name(s); repeat or comma-separate."),
-    device: List[str] = typer.Option(["cpu"], "--device", help="Device(s): cpu, cuda, cuda:N, mps, auto."),
-    precision: List[str] = typer.Option(["auto"], "--precision", help="auto, fp32, bf16, fp16 (list allowed)."),
+    model: List[str] = typer.Option(..., "--model", "-m", help="Model name(s); repeat or comma-separate.", **choice(models, comma=True)),
+    device: List[str] = typer.Option(["cpu"], "--device", help="Device(s); list allowed.", **choice(DEVICES, extra=("cuda:N",), comma=True)),
+    precision: List[str] = typer.Option(["auto"], "--precision", help="Precision(s); list allowed.", **choice(PRECISIONS, comma=True)),
     tile: List[str] = typer.Option(["0"], "--tile", help="Tile size(s); 0 = whole image."),
     size: List[str] = typer.Option(["512x512"], "--size", help="Input size(s) WIDTHxHEIGHT."),
     overlap: int = typer.Option(64, help="Tile overlap in pixels."),
@@ -127,10 +129,10 @@ def compare_cmd(
 @bench_app.command("quality")
 @guarded
 def quality_cmd(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="dpdd, sdd, gopro, hide, realdof, folder or pixel4 (real Pixel 4 captures, Xin et al. layout)."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="dpdd, sdd, gopro, hide, realdof, folder or pixel4 (real Pixel 4 captures, Xin et al. layout).", **choice(lambda: [*datasets(), "pixel4"], listed=False)),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the data set."),
-    split: str = typer.Option("test", help="Split to score (train, val, test)."),
-    model: str = typer.Option("identity", "--model", "-m", help="Model name; 'identity' scores the blurry input only."),
+    split: str = typer.Option("test", help="Split to score (train, val, test).", **choice(splits, listed=False)),
+    model: str = typer.Option("identity", "--model", "-m", help="Model name; 'identity' scores the blurry input only.", **choice(lambda: ["identity", *models()])),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Weights file (default: the model's own)."),
     model_config: Optional[List[str]] = typer.Option(None, "--model-config", help="Builder overrides KEY=VALUE[,KEY=VALUE]."),
     blur: Optional[Path] = typer.Option(None, "--blur", help="folder: blurry images."),
@@ -139,9 +141,9 @@ def quality_cmd(
     right: Optional[Path] = typer.Option(None, "--right", help="folder: right dual-pixel views."),
     tile: int = typer.Option(512, help="Tile size for inference (0 = whole image)."),
     overlap: int = typer.Option(64, help="Tile overlap in pixels."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N, mps."),
-    precision: str = typer.Option("auto", help="auto, fp32, bf16, fp16."),
-    ssim: str = typer.Option("wang", "--ssim", help="SSIM window: wang (11x11 Gaussian) or skimage-default (7x7 uniform)."),
+    device: str = typer.Option("auto", help="Device.", **choice(DEVICES, extra=("cuda:N",))),
+    precision: str = typer.Option("auto", help="Precision (auto: bf16 on capable CUDA GPUs, else fp32).", **choice(PRECISIONS)),
+    ssim: str = typer.Option("wang", "--ssim", help="SSIM window: wang (11x11 Gaussian) or skimage-default (7x7 uniform).", **choice(SSIM_WINDOWS)),
     deformed_gt: Optional[bool] = typer.Option(None, "--deformed-gt/--no-deformed-gt", help="Also score against the GT warped onto the output (default: on for sdd)."),
     scene_list: Optional[Path] = typer.Option(None, "--scene-list", help="Lines '<id> indoor|outdoor' (default: <root>/indoor.txt, outdoor.txt)."),
     lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="Local LPIPS AlexNet weights (never downloaded)."),

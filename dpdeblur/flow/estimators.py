@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dpdeblur.choices import DIS_PRESETS
+
 __all__ = ["FlowEstimator", "DISFlow", "TorchFlowEstimator", "gaussian_blur", "register_estimator", "get_estimator", "ESTIMATORS"]
 
 
@@ -71,7 +73,7 @@ class DISFlow(FlowEstimator):
     """
 
     name = "dis"
-    PRESETS = ("ultrafast", "fast", "medium")
+    PRESETS = DIS_PRESETS
 
     def __init__(self, preset: str = "medium") -> None:
         import cv2

@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dpdeblur.choices import PRECISIONS
 from dpdeblur.errors import UsageError
 
 __all__ = ["PRECISIONS", "resolve_device", "resolve_precision", "prepare_model"]
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dpdeblur.choices import BLENDS
+
 __all__ = [
     "BLENDS",
     "TileSettings",
@@ -44,7 +46,6 @@ __all__ = [
     "tiled_forward",
 ]
 
-BLENDS = ("hann", "linear", "crop")
 #: ``torch.OutOfMemoryError`` appeared in torch 2.5; ``torch.cuda.OutOfMemoryError`` (its alias) earlier.
 _OOM = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
 

@@ -20,14 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dpdeblur.choices import VIEWS
 from dpdeblur.errors import InputError, UsageError
 
 __all__ = [
     "VIEWS", "CfaViews", "FlatField", "black_map", "extract_views", "develop",
     "srgb_encode", "srgb_decode", "area_scale", "crop",
 ]
-
-VIEWS = ("left", "right")
 
 
 @dataclass

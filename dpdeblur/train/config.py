@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dpdeblur.models.registry import parse_model_config  # noqa: F401 (re-exported)
+from dpdeblur.choices import SCHEDULES
 from dpdeblur.errors import UsageError
 
 __all__ = ["TrainConfig", "RECIPES", "RECIPE_FOR_FAMILY", "resolve_config", "load_config_file", "parse_model_config"]
@@ -227,8 +228,8 @@ def _check(cfg: TrainConfig) -> None:
 
     if cfg.patch_mode not in PATCH_MODES:
         raise UsageError(f"unknown --patch-mode {cfg.patch_mode!r}; choose {', '.join(PATCH_MODES)}")
-    if cfg.schedule not in ("cosine", "step", "constant"):
-        raise UsageError(f"unknown schedule {cfg.schedule!r}; choose cosine, step or constant")
+    if cfg.schedule not in SCHEDULES:
+        raise UsageError(f"unknown schedule {cfg.schedule!r}; choose {', '.join(SCHEDULES)}")
     if cfg.ssim not in SSIM_WINDOWS:
         raise UsageError(f"unknown --ssim {cfg.ssim!r}; choose {' or '.join(SSIM_WINDOWS)}")
     if cfg.optimizer.lower() not in ("adam", "adamw"):
