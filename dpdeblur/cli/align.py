@@ -29,7 +29,7 @@ def align_cmd(
     from dpdeblur.flow.estimators import DISFlow
     from dpdeblur.utils.atomic import check_output_folder
 
-    check_output_folder(out, "--out")
+    check_output_folder(out)
     estimator = DISFlow(preset)  # options before any work
     pairs = paired_folders(blur, sharp)
     report, summary = align_pairs(pairs, out, estimator, sharp_sigma=sharp_sigma, lam=lam,

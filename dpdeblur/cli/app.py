@@ -104,8 +104,44 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     err_console().print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
+#: Settings whose flag is not ``--`` + the name with dashes.
+FLAGS = {"num_workers": "--workers"}
+
+
+def flag(setting: str) -> str:
+    """The command-line flag of a library setting: ``batch_size`` -> ``--batch-size``."""
+    return FLAGS.get(setting, "--" + setting.replace("_", "-"))
+
+
+def _flags_of(fn: Callable) -> set[str]:
+    """The option spellings a command function declares (its ``typer.Option`` defaults)."""
+    import inspect
+
+    from typer.models import OptionInfo
+
+    out: set[str] = set()
+    for p in inspect.signature(fn).parameters.values():
+        if isinstance(p.default, OptionInfo):  # no spelling given: typer's --name-with-dashes
+            out.update(d for d in p.default.param_decls or ("--" + p.name.replace("_", "-"),) if d.startswith("-"))
+    return out
+
+
+def with_flags(e, known: set[str]) -> str:
+    """A library usage error's message with the settings it names spelled as the command's flags
+    (``known``); a setting the command has no flag for (e.g. a config-file key) keeps its name."""
+    import re
+
+    msg = str(e)
+    for name in getattr(e, "settings", ()):
+        if flag(name) in known:
+            msg = re.sub(rf"(?<![\w-]){re.escape(name)}(?= )", flag(name), msg)
+    return msg
+
+
 def guarded(fn: Callable) -> Callable:
     """Turn library errors into one-line messages and exit codes (1, 2 for usage)."""
+
+    known = _flags_of(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -118,7 +154,7 @@ def guarded(fn: Callable) -> Callable:
                 warnings.showwarning = _show_warning  # one line each, no source excerpt
                 return fn(*args, **kwargs)
         except UsageError as e:
-            fail(str(e), 2)
+            fail(with_flags(e, known), 2)
         except DpdeblurError as e:
             fail(str(e), 1)
         except KeyboardInterrupt:

@@ -82,7 +82,7 @@ class DISFlow(FlowEstimator):
         if preset not in self.PRESETS:
             from dpdeblur.errors import UsageError
 
-            raise UsageError(f"--preset {preset!r}: unknown DIS preset; choose {', '.join(self.PRESETS)}")
+            raise UsageError(f"preset {preset!r}: unknown DIS preset; choose {', '.join(self.PRESETS)}", settings=("preset",))
         self.preset = preset
         code = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                 "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}[preset]

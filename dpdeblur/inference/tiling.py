@@ -69,15 +69,15 @@ def check_tiling(tile: int | None, overlap: int, blend: str = "hann", tile_batch
     from dpdeblur.errors import UsageError
 
     if blend not in BLENDS:
-        raise UsageError(f"--blend {blend!r}: choose one of {', '.join(BLENDS)}")
+        raise UsageError(f"blend {blend!r}: choose one of {', '.join(BLENDS)}", settings=("blend",))
     if tile is not None and tile < 0:
-        raise UsageError(f"--tile {tile}: must be >= 0 (0 = whole image)")
+        raise UsageError(f"tile {tile}: must be >= 0 (0 = whole image)", settings=("tile",))
     if overlap < 0:
-        raise UsageError(f"--overlap {overlap}: must be >= 0")
+        raise UsageError(f"overlap {overlap}: must be >= 0", settings=("overlap",))
     if tile_batch < 1:
-        raise UsageError(f"--tile-batch {tile_batch}: must be >= 1")
+        raise UsageError(f"tile_batch {tile_batch}: must be >= 1", settings=("tile_batch",))
     if tile and overlap >= tile:
-        raise UsageError(f"--overlap {overlap} must be smaller than --tile {tile}")
+        raise UsageError(f"overlap {overlap} must be smaller than tile {tile}", settings=("overlap", "tile"))
 
 
 def _round_up(x: int, m: int) -> int:

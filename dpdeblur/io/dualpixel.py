@@ -147,7 +147,7 @@ def area_scale(img: np.ndarray, scale: float) -> np.ndarray:
     if scale == 1.0:
         return img
     if not 0.0 < scale < 1.0:
-        raise UsageError(f"--scale must be in (0, 1], got {scale}")
+        raise UsageError(f"scale must be in (0, 1], got {scale}", settings=("scale",))
     h, w = img.shape[:2]
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     if img.dtype == bool:
