@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from dpdeblur.choices import DIS_PRESETS
-from dpdeblur.cli.choices import choice
 from dpdeblur.cli.app import app, err_console, guarded, print_json
+from dpdeblur.cli.choices import choice
 
 
 @app.command("align")

@@ -8,8 +8,8 @@ from typing import List, Optional, Tuple
 import typer
 
 from dpdeblur.choices import DEVICES, PRECISIONS, SSIM_WINDOWS
-from dpdeblur.cli.choices import choice, datasets, models, splits
 from dpdeblur.cli.app import app, err_console, guarded, out_console, print_json, renamed
+from dpdeblur.cli.choices import choice, datasets, models, splits
 
 bench_app = typer.Typer(help="Quality (PSNR/SSIM/MAE) and speed (latency, throughput, memory) reports.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")

@@ -8,8 +8,8 @@ from typing import List, Optional, Tuple
 import typer
 
 from dpdeblur.choices import BLENDS, DEVICES, PRECISIONS, VIEWS
-from dpdeblur.cli.choices import choice, models
 from dpdeblur.cli.app import app, err_console, guarded, print_json, renamed
+from dpdeblur.cli.choices import choice, models
 
 
 @app.command("deblur")
@@ -64,8 +64,8 @@ def deblur_cmd(
     from dpdeblur.utils.atomic import check_output_folder
 
     check_output_folder(output_dir)
-    if stored_view not in ("left", "right"):
-        raise UsageError(f"--stored-view must be left or right, got {stored_view!r}")
+    if stored_view not in VIEWS:
+        raise UsageError(f"--stored-view must be {' or '.join(VIEWS)}, got {stored_view!r}")
     # --model / --model-config default to what a self-describing weights file says
     card, overrides = resolve_model(model, weights, parse_model_config(model_config))
     check_model_config(card.name, overrides)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from dpdeblur.cli.choices import models
 from dpdeblur.cli.app import app, guarded, out_console, print_json
+from dpdeblur.cli.choices import models
 
 
 def _human(n: float | None, unit: str) -> str:

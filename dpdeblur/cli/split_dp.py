@@ -8,8 +8,8 @@ from typing import List, Optional, Tuple
 import typer
 
 from dpdeblur.choices import VIEWS
-from dpdeblur.cli.choices import choice, split_layouts, splits, wiggle_formats
 from dpdeblur.cli.app import app, err_console, guarded, print_json, renamed, require
+from dpdeblur.cli.choices import choice, split_layouts, splits, wiggle_formats
 
 
 @app.command("split-dp")

@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 from dpdeblur.choices import DEPTH_KINDS, PSF_KINDS, TONES
-from dpdeblur.cli.choices import choice
 from dpdeblur.cli.app import app, err_console, guarded, print_json, renamed, require
+from dpdeblur.cli.choices import choice
 
 
 @app.command("synth")

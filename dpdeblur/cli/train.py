@@ -9,8 +9,8 @@ from typing import Optional
 import typer
 
 from dpdeblur.choices import DEVICES, MASK_NORMS, SCHEDULES, SSIM_WINDOWS, WARMUP_MODES
-from dpdeblur.cli.choices import choice, datasets, losses, models, patch_modes, recipes
 from dpdeblur.cli.app import app, err_console, guarded, print_json
+from dpdeblur.cli.choices import choice, datasets, losses, models, patch_modes, recipes
 
 _O = typer.Option
 
