@@ -20,7 +20,16 @@ class DpdeblurError(Exception):
 
 
 class UsageError(DpdeblurError):
-    """Wrong or inconsistent command-line / API arguments (exit code 2)."""
+    """Wrong or inconsistent command-line / API arguments (exit code 2).
+
+    ``settings``: the library names of the settings the message names (``"tile"``, ``"batch_size"``),
+    each followed by a space in the message. The library never spells a command-line flag; the
+    CLI replaces each name with its flag (``--tile``, ``--batch-size``) when it prints the error.
+    """
+
+    def __init__(self, message: str = "", *, settings: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.settings = tuple(settings)
 
 
 class WeightsError(DpdeblurError):

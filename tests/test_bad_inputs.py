@@ -139,12 +139,12 @@ CASES = [
     ("split-layout", ["split-dp", "{ws}/in", "-o", "{ws}/out", "--layout", "tree"], 2, "--layout"),
     ("split-outdir-is-file", ["split-dp", "{ws}/in", "-o", "{ws}/afile"], 2, "afile"),
     # synth
-    ("synth-size-zero", ["synth", "{ws}/out", "--size", "0x0", "--count", "3"], 2, "--size"),
-    ("synth-count-zero", ["synth", "{ws}/out", "--count", "0"], 2, "--count"),
-    ("synth-images-missing", ["synth", "{ws}/out", "--images", "{ws}/nope", "--count", "3"], 1, "nope"),
-    ("synth-images-empty", ["synth", "{ws}/out", "--images", "{ws}/empty", "--count", "3"], 1, "empty"),
-    ("synth-out-is-file", ["synth", "{ws}/afile", "--count", "3", "--size", "32x32"], 2, "afile"),
-    ("synth-noise-negative", ["synth", "{ws}/out", "--noise", "-1", "--count", "3"], 2, "--noise"),
+    ("synth-size-zero", ["synth", "-o", "{ws}/out", "--size", "0x0", "--count", "3"], 2, "--size"),
+    ("synth-count-zero", ["synth", "-o", "{ws}/out", "--count", "0"], 2, "--count"),
+    ("synth-images-missing", ["synth", "-o", "{ws}/out", "--images", "{ws}/nope", "--count", "3"], 1, "nope"),
+    ("synth-images-empty", ["synth", "-o", "{ws}/out", "--images", "{ws}/empty", "--count", "3"], 1, "empty"),
+    ("synth-out-is-file", ["synth", "-o", "{ws}/afile", "--count", "3", "--size", "32x32"], 2, "afile"),
+    ("synth-noise-negative", ["synth", "-o", "{ws}/out", "--noise", "-1", "--count", "3"], 2, "--noise"),
     # train: nothing written before every check passed
     ("train-lr-negative", [*TRAIN, "--lr", "-1", "--out", "{ws}/newrun"], 2, "--lr"),
     ("train-epochs-zero", [*TRAIN, "--epochs", "0", "--out", "{ws}/newrun"], 2, "--epochs"),

@@ -82,7 +82,7 @@ def test_dpdd_cli_outputs(dpdd, tmp_path, tiny):
     out = tmp_path / "q.json"
     r = cli("quality", "--dataset", "dpdd", "--data-root", dpdd, "--model", "dmtnet-t", "--weights", dpdd / "w.safetensors",
             "--model-config", tiny.flag("dmtnet"), "--device", "cpu", "--csv", tmp_path / "q.csv", "--markdown", tmp_path / "q.md",
-            "--save-images", 1, tmp_path / "crops", "--crop", 32, "-o", out, "--ssim", "skimage-default")
+            "--save-images", 1, tmp_path / "crops", "--crop", 32, "--report", out, "--ssim", "skimage-default")
     assert r.exit_code == 0, r.output
     assert "skimage-default" in r.stdout and LPIPS_SKIPPED in r.stdout
     rep = json.loads(out.read_text())
@@ -139,7 +139,7 @@ def test_sdd_deformed_gt(tmp_path):
 
 def test_compare_two_quality_reports(dpdd, tmp_path):
     for name, ssim in (("a", "wang"), ("b", "wang")):
-        r = cli("quality", "--dataset", "dpdd", "--data-root", dpdd, "-o", tmp_path / f"{name}.json", "--limit", 2 if name == "a" else 3)
+        r = cli("quality", "--dataset", "dpdd", "--data-root", dpdd, "--report", tmp_path / f"{name}.json", "--limit", 2 if name == "a" else 3)
         assert r.exit_code == 0, r.output
     r = cli("compare", tmp_path / "a.json", tmp_path / "b.json", "--json")
     assert r.exit_code == 0, r.output

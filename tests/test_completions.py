@@ -34,3 +34,52 @@ def test_bash_completion_lists_commands_and_skips_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout
     assert "models" in out.split()
     assert "TORCH False" in out
+
+
+def _complete(words: str) -> tuple[list[str], bool]:
+    """What bash completion offers for the last word of ``words``, and whether torch got imported."""
+    code = (
+        "import sys, os;"
+        f"os.environ.update({{'_DPDEBLUR_COMPLETE': 'complete_bash', 'COMP_WORDS': {words!r}, 'COMP_CWORD': '{len(words.split(' ')) - 1}'}});"
+        "from dpdeblur.cli import app;\n"
+        "try:\n app(prog_name='dpdeblur')\n"
+        "except SystemExit:\n pass\n"
+        "print('TORCH', 'torch' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.split()
+    return [w for w in out if w not in ("TORCH", "True", "False") and not w.startswith("plain,")], "TORCH True" in " ".join(out)
+
+
+@pytest.mark.parametrize("words, names", [
+    ("dpdeblur deblur --blend ", {"hann", "linear", "crop"}),
+    ("dpdeblur deblur --model dmtnet-", {"dmtnet-t", "dmtnet-s", "dmtnet-b", "dmtnet-l", "dmtnet-h"}),
+    ("dpdeblur bench speed --precision fp32,b", {"fp32,bf16"}),
+    ("dpdeblur synth --tone ", {"mixed", "srgb", "gamma", "none"}),
+    ("dpdeblur train --dataset ", {"dpdd", "sdd", "gopro", "folder"}),
+    ("dpdeblur split-dp --layout ", {"flat", "dpdd"}),
+    ("dpdeblur models dmtnet-h", {"dmtnet-h"}),
+])
+def test_option_values_complete_from_the_library(words, names):
+    """The shell completes choices from the library's own names, without torch where they are torch-free."""
+    got, torch_imported = _complete(words)
+    assert names <= set(got), got
+    assert not torch_imported
+
+
+def test_help_lists_the_library_choices_without_torch():
+    code = (
+        "import sys; from dpdeblur.cli import app; import typer.testing as tt;"
+        "outs = [tt.CliRunner().invoke(app, c + ['--help'], terminal_width=250).output for c in "
+        "(['deblur'], ['train'], ['synth'], ['align'], ['bench', 'speed'], ['bench', 'quality'], ['split-dp'])];"
+        "print('\\n'.join(outs)); print('TORCH', 'torch' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "250"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout
+    from dpdeblur import choices
+    from dpdeblur.models import list_models
+
+    for names in (choices.BLENDS, choices.PRECISIONS, choices.SCHEDULES, choices.TONES, choices.PSF_KINDS, choices.DIS_PRESETS,
+                  choices.WARMUP_MODES, choices.MASK_NORMS, list_models()):
+        assert "[" + "|".join(names) in out, names
+    assert "TORCH False" in out

@@ -181,7 +181,7 @@ def test_resize_mode_is_the_whole_image_at_patch_size(dpdd, tmp_path):
     fl = PatchDataset(ImageSource(imgs), ("right", "left"), patch=16, mode="resize", flips=False, flow_dir=tmp_path / "al")
     f = fl[0]["flow_init"].numpy()
     assert f.shape == (2, 16, 16) and np.allclose(f[0], 1.0) and np.allclose(f[1], 1.0)
-    with pytest.raises(UsageError, match="patch-mode"):
+    with pytest.raises(UsageError, match="patch_mode"):
         from dpdeblur.train.config import resolve_config
 
         resolve_config({"model": "fcn", "patch_mode": "scale"})

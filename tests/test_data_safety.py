@@ -180,7 +180,7 @@ def test_synth_report_counts_what_was_written(tmp_path):
     (tmp_path / "img").mkdir()
     cv2.imwrite(str(tmp_path / "img/a.png"), np.random.default_rng(0).integers(0, 256, (64, 64, 3)).astype(np.uint8))
     (tmp_path / "img/b.png").write_text("not an image")
-    r = CliRunner().invoke(app, ["synth", str(tmp_path / "out"), "--images", str(tmp_path / "img"),
+    r = CliRunner().invoke(app, ["synth", "-o", str(tmp_path / "out"), "--images", str(tmp_path / "img"),
                                  "--split", "train=2,val=1,test=1", "--size", "32x32"])
     assert r.exit_code == 1  # some sets failed
     manifest = json.loads((tmp_path / "out/synth.json").read_text())

@@ -241,9 +241,9 @@ def test_jdrl_options_reach_the_criterion_from_the_config():
     crit = build_criterion(None, get_card("unet"), jdrl=True, jdrl_warmup_mode=c.jdrl_warmup_mode,
                            jdrl_mask_norm=c.jdrl_mask_norm)
     assert (crit.warmup_mode, crit.mask_norm) == ("code", "kept")
-    with pytest.raises(UsageError, match="jdrl-warmup-mode"):
+    with pytest.raises(UsageError, match="jdrl_warmup_mode"):
         resolve_config({"model": "unet", "jdrl": True, "jdrl_warmup_mode": "text"})
-    with pytest.raises(UsageError, match="jdrl-mask-norm"):
+    with pytest.raises(UsageError, match="jdrl_mask_norm"):
         resolve_config({"model": "unet", "jdrl": True, "jdrl_mask_norm": "sum"})
 
 

@@ -175,7 +175,7 @@ def test_synth_cli_with_a_psf_bank(tmp_path):
     np.save(bdir / "blur_kernels_left.npy", bank.left)
     np.save(bdir / "blur_kernels_right.npy", bank.right)
     (bdir / "psf_bank.json").write_text(json.dumps({"grid": [2, 3], "cell": 40}))
-    run = lambda *a: CliRunner().invoke(app, ["synth", *map(str, a)])  # noqa: E731
+    run = lambda *a: CliRunner().invoke(app, ["synth", "-o", *map(str, a)])  # noqa: E731
     r = run(tmp_path / "ds", "--psf-bank", bdir, "--count", "3", "--size", "48x32", "--max-radius", "6", "--json")
     assert r.exit_code == 0, r.output
     j = json.loads(r.stdout)

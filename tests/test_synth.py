@@ -197,25 +197,25 @@ def test_parse_split():
 
 
 def test_cli_errors_and_json(tmp_path):
-    r = run("synth", str(tmp_path / "x"), "--images", str(tmp_path / "missing"))
+    r = run("synth", "-o", str(tmp_path / "x"), "--images", str(tmp_path / "missing"))
     assert r.returncode == 1 and "no such folder" in r.stderr  # missing and empty: both failures (1)
     (tmp_path / "empty").mkdir()
-    r = run("synth", str(tmp_path / "x"), "--images", str(tmp_path / "empty"))
+    r = run("synth", "-o", str(tmp_path / "x"), "--images", str(tmp_path / "empty"))
     assert r.returncode == 1 and "empty" in r.stderr
-    r = run("synth", str(tmp_path / "x"), "--size", "64by48")
+    r = run("synth", "-o", str(tmp_path / "x"), "--size", "64by48")
     assert r.returncode == 2 and "WIDTHxHEIGHT" in r.stderr
     img = tmp_path / "img"
     img.mkdir()
     cv2.imwrite(str(img / "a.png"), np.zeros((40, 50, 3), np.uint8))
     (tmp_path / "dep").mkdir()
-    r = run("synth", str(tmp_path / "d"), "--images", str(img), "--depth", str(tmp_path / "dep"), "--count", "1")
+    r = run("synth", "-o", str(tmp_path / "d"), "--images", str(img), "--depth", str(tmp_path / "dep"), "--count", "1")
     assert r.returncode == 1 and "a.png: no depth map" in r.stderr
-    r = run("synth", str(tmp_path / "ok"), "--count", "2", "--size", "48x32", "--json")
+    r = run("synth", "-o", str(tmp_path / "ok"), "--count", "2", "--size", "48x32", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["ok"] == 2
-    r = run("synth", str(tmp_path / "ok"), "--count", "2", "--size", "48x32")
+    r = run("synth", "-o", str(tmp_path / "ok"), "--count", "2", "--size", "48x32")
     assert r.returncode == 2 and "--overwrite" in r.stderr
-    r = run("synth", str(tmp_path / "ok"), "--count", "1", "--size", "48x32", "--overwrite", "--json")
+    r = run("synth", "-o", str(tmp_path / "ok"), "--count", "1", "--size", "48x32", "--overwrite", "--json")
     assert r.returncode == 0 and len(list((tmp_path / "ok/train_c/source").iterdir())) == 1
 
 

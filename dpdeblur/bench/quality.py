@@ -210,10 +210,10 @@ def check_quality_config(cfg: QualityConfig) -> None:
     from dpdeblur.metrics import SSIM_WINDOWS
 
     if cfg.ssim not in SSIM_WINDOWS:
-        raise UsageError(f"--ssim {cfg.ssim!r}: choose one of {', '.join(SSIM_WINDOWS)}")
+        raise UsageError(f"ssim {cfg.ssim!r}: choose one of {', '.join(SSIM_WINDOWS)}", settings=("ssim",))
 
     if cfg.limit is not None and cfg.limit < 1:
-        raise UsageError(f"--limit {cfg.limit}: must be at least 1")
+        raise UsageError(f"limit {cfg.limit}: must be at least 1", settings=("limit",))
     check_deblur_options(tile=cfg.tile, overlap=cfg.overlap, device=cfg.device, precision=cfg.precision)
     if isinstance(cfg.model, str) and cfg.model != IDENTITY:
         from dpdeblur.models.registry import check_model_config, get_card
@@ -305,7 +305,7 @@ def _bench_pixel4(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
     from dpdeblur.inference.pipeline import Deblurrer, Loaded
 
     if cfg.data_root is None:
-        raise UsageError(f"--dataset pixel4 needs --data-root (a folder of {PIXEL4.summary})")
+        raise UsageError(f"dataset pixel4 needs data_root (a folder of {PIXEL4.summary})", settings=("dataset", "data_root"))
     ids = p4.scene_ids(cfg.data_root)[: cfg.limit] if cfg.limit else p4.scene_ids(cfg.data_root)
     gain = p4.vignetting_gain(cfg.data_root)
     deblurrer = None

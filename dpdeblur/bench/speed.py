@@ -51,9 +51,9 @@ class SpeedConfig:
             check_tiling(tile, self.overlap, "hann", self.tile_batch)
         for h, w in self.sizes:
             if h < 1 or w < 1:
-                raise UsageError(f"--size {w}x{h}: width and height must be at least 1, e.g. 512x512")
+                raise UsageError(f"size {w}x{h}: width and height must be at least 1, e.g. 512x512", settings=("size",))
         if self.warmup < 0 or self.runs < 1 or not self.max_seconds > 0:
-            raise UsageError("--warmup must be >= 0, --runs >= 1 and --max-seconds > 0")
+            raise UsageError("warmup must be >= 0, runs >= 1 and max_seconds > 0", settings=("warmup", "runs", "max_seconds"))
         for dev in self.devices:
             for prec in self.precisions:
                 resolve_precision(prec, resolve_device(dev))

@@ -42,10 +42,10 @@ def _root(
 
 @functools.lru_cache(maxsize=None)
 def err_console():
-    """Rich console on stderr (progress, warnings, tables meant for people)."""
-    from rich.console import Console
+    """Rich console on stderr (progress, warnings, tables meant for people); one per process."""
+    from dpdeblur.utils.batch import stderr_console
 
-    return Console(stderr=True)
+    return stderr_console()
 
 
 def out_console():
@@ -70,6 +70,32 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def renamed(new: str, value: Any, old: str, old_value: Any) -> Any:
+    """The value of an option that a command also takes under an old spelling (a hidden alias).
+
+    Old scripts keep working: the old spelling gives its value with a one-line deprecation
+    note on stderr; both spellings with different values are a usage error.
+    """
+    if old_value is None:
+        return value
+    err_console().print(f"[yellow]deprecated:[/] {old} is now {new}; the old spelling will be removed",
+                        highlight=False, soft_wrap=True)
+    if value is not None and value != old_value:
+        from dpdeblur.errors import UsageError
+
+        raise UsageError(f"{new} {value} and {old} {old_value} disagree; pass {new} only")
+    return old_value
+
+
+def require(value: Any, flag: str, what: str) -> Any:
+    """Usage error (exit 2) when a required option, made optional to admit an old spelling, is missing."""
+    if value is None:
+        from dpdeblur.errors import UsageError
+
+        raise UsageError(f"missing option {flag}: {what}")
+    return value
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Python warnings (ours and the libraries') as one ``warning:`` line on stderr."""
     from rich.markup import escape
@@ -78,8 +104,44 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     err_console().print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
+#: Settings whose flag is not ``--`` + the name with dashes.
+FLAGS = {"num_workers": "--workers"}
+
+
+def flag(setting: str) -> str:
+    """The command-line flag of a library setting: ``batch_size`` -> ``--batch-size``."""
+    return FLAGS.get(setting, "--" + setting.replace("_", "-"))
+
+
+def _flags_of(fn: Callable) -> set[str]:
+    """The option spellings a command function declares (its ``typer.Option`` defaults)."""
+    import inspect
+
+    from typer.models import OptionInfo
+
+    out: set[str] = set()
+    for p in inspect.signature(fn).parameters.values():
+        if isinstance(p.default, OptionInfo):  # no spelling given: typer's --name-with-dashes
+            out.update(d for d in p.default.param_decls or ("--" + p.name.replace("_", "-"),) if d.startswith("-"))
+    return out
+
+
+def with_flags(e, known: set[str]) -> str:
+    """A library usage error's message with the settings it names spelled as the command's flags
+    (``known``); a setting the command has no flag for (e.g. a config-file key) keeps its name."""
+    import re
+
+    msg = str(e)
+    for name in getattr(e, "settings", ()):
+        if flag(name) in known:
+            msg = re.sub(rf"(?<![\w-]){re.escape(name)}(?= )", flag(name), msg)
+    return msg
+
+
 def guarded(fn: Callable) -> Callable:
     """Turn library errors into one-line messages and exit codes (1, 2 for usage)."""
+
+    known = _flags_of(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -92,7 +154,7 @@ def guarded(fn: Callable) -> Callable:
                 warnings.showwarning = _show_warning  # one line each, no source excerpt
                 return fn(*args, **kwargs)
         except UsageError as e:
-            fail(str(e), 2)
+            fail(with_flags(e, known), 2)
         except DpdeblurError as e:
             fail(str(e), 1)
         except KeyboardInterrupt:

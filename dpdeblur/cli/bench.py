@@ -7,7 +7,9 @@ from typing import List, Optional, Tuple
 
 import typer
 
-from dpdeblur.cli.app import app, err_console, guarded, out_console, print_json
+from dpdeblur.choices import DEVICES, PRECISIONS, SSIM_WINDOWS
+from dpdeblur.cli.app import app, err_console, guarded, out_console, print_json, renamed
+from dpdeblur.cli.choices import choice, datasets, models, splits
 
 bench_app = typer.Typer(help="Quality (PSNR/SSIM/MAE) and speed (latency, throughput, memory) reports.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
@@ -42,9 +44,9 @@ def _overrides(values: List[str] | None) -> dict:
 @bench_app.command("speed")
 @guarded
 def speed_cmd(
-    model: List[str] = typer.Option(..., "--model", "-m", help="Model name(s); repeat or comma-separate."),
-    device: List[str] = typer.Option(["cpu"], "--device", help="Device(s): cpu, cuda, cuda:N, mps, auto."),
-    precision: List[str] = typer.Option(["auto"], "--precision", help="auto, fp32, bf16, fp16 (list allowed)."),
+    model: List[str] = typer.Option(..., "--model", "-m", help="Model name(s); repeat or comma-separate.", **choice(models, comma=True)),
+    device: List[str] = typer.Option(["cpu"], "--device", help="Device(s); list allowed.", **choice(DEVICES, extra=("cuda:N",), comma=True)),
+    precision: List[str] = typer.Option(["auto"], "--precision", help="Precision(s); list allowed.", **choice(PRECISIONS, comma=True)),
     tile: List[str] = typer.Option(["0"], "--tile", help="Tile size(s); 0 = whole image."),
     size: List[str] = typer.Option(["512x512"], "--size", help="Input size(s) WIDTHxHEIGHT."),
     overlap: int = typer.Option(64, help="Tile overlap in pixels."),
@@ -55,7 +57,8 @@ def speed_cmd(
     max_seconds: float = typer.Option(60.0, help="Stop timing a configuration after this long (at least one run)."),
     model_config: Optional[List[str]] = typer.Option(None, "--model-config", help="Builder overrides KEY=VALUE[,KEY=VALUE] (e.g. tiny configs)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the JSON report to this file."),
+    output: Optional[Path] = typer.Option(None, "--report", help="Also write the JSON report to this file (what `bench compare` reads)."),
+    old_output: Optional[Path] = typer.Option(None, "--output", "-o", hidden=True),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown table to this file."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG plot of throughput vs input size (needs matplotlib)."),
 ) -> None:
@@ -64,6 +67,7 @@ def speed_cmd(
     from dpdeblur.bench.speed import SpeedConfig, bench_speed
     from dpdeblur.errors import UsageError
 
+    output = renamed("--report", output, "--output/-o", old_output)
     try:
         tiles = [int(t) for t in _split(tile)]
     except ValueError:
@@ -106,7 +110,7 @@ def speed_cmd(
 @bench_app.command("compare")
 @guarded
 def compare_cmd(
-    a: Path = typer.Argument(..., help="Baseline report (JSON from bench --json/--output)."),
+    a: Path = typer.Argument(..., help="Baseline report (JSON from bench --json or --report)."),
     b: Path = typer.Argument(..., help="Report to compare against the baseline."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
@@ -125,10 +129,10 @@ def compare_cmd(
 @bench_app.command("quality")
 @guarded
 def quality_cmd(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="dpdd, sdd, gopro, hide, realdof, folder or pixel4 (real Pixel 4 captures, Xin et al. layout)."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="dpdd, sdd, gopro, hide, realdof, folder or pixel4 (real Pixel 4 captures, Xin et al. layout).", **choice(lambda: [*datasets(), "pixel4"], listed=False)),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the data set."),
-    split: str = typer.Option("test", help="Split to score (train, val, test)."),
-    model: str = typer.Option("identity", "--model", "-m", help="Model name; 'identity' scores the blurry input only."),
+    split: str = typer.Option("test", help="Split to score (train, val, test).", **choice(splits, listed=False)),
+    model: str = typer.Option("identity", "--model", "-m", help="Model name; 'identity' scores the blurry input only.", **choice(lambda: ["identity", *models()])),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Weights file (default: the model's own)."),
     model_config: Optional[List[str]] = typer.Option(None, "--model-config", help="Builder overrides KEY=VALUE[,KEY=VALUE]."),
     blur: Optional[Path] = typer.Option(None, "--blur", help="folder: blurry images."),
@@ -137,15 +141,16 @@ def quality_cmd(
     right: Optional[Path] = typer.Option(None, "--right", help="folder: right dual-pixel views."),
     tile: int = typer.Option(512, help="Tile size for inference (0 = whole image)."),
     overlap: int = typer.Option(64, help="Tile overlap in pixels."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N, mps."),
-    precision: str = typer.Option("auto", help="auto, fp32, bf16, fp16."),
-    ssim: str = typer.Option("wang", "--ssim", help="SSIM window: wang (11x11 Gaussian) or skimage-default (7x7 uniform)."),
+    device: str = typer.Option("auto", help="Device.", **choice(DEVICES, extra=("cuda:N",))),
+    precision: str = typer.Option("auto", help="Precision (auto: bf16 on capable CUDA GPUs, else fp32).", **choice(PRECISIONS)),
+    ssim: str = typer.Option("wang", "--ssim", help="SSIM window: wang (11x11 Gaussian) or skimage-default (7x7 uniform).", **choice(SSIM_WINDOWS)),
     deformed_gt: Optional[bool] = typer.Option(None, "--deformed-gt/--no-deformed-gt", help="Also score against the GT warped onto the output (default: on for sdd)."),
     scene_list: Optional[Path] = typer.Option(None, "--scene-list", help="Lines '<id> indoor|outdoor' (default: <root>/indoor.txt, outdoor.txt)."),
     lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="Local LPIPS AlexNet weights (never downloaded)."),
     limit: Optional[int] = typer.Option(None, help="Score only the first N images."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the JSON report to this file."),
+    output: Optional[Path] = typer.Option(None, "--report", help="Also write the JSON report to this file (what `bench compare` reads)."),
+    old_output: Optional[Path] = typer.Option(None, "--output", "-o", hidden=True),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write per-image metrics to this CSV file."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the aggregate table as Markdown."),
     save_images: Tuple[int, str] = typer.Option((0, ""), "--save-images", help="K DIR: crops (input | output | truth) of the K worst and K best images, 8-bit PNG."),
@@ -158,6 +163,7 @@ def quality_cmd(
     from dpdeblur.errors import UsageError
     from dpdeblur.utils.atomic import atomic_write_text
 
+    output = renamed("--report", output, "--output/-o", old_output)
     k, img_dir = save_images[0], Path(save_images[1])
     if k < 0:
         raise UsageError("--save-images K DIR: K must be >= 0, e.g. --save-images 3 crops/")

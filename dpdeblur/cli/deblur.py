@@ -7,15 +7,18 @@ from typing import List, Optional, Tuple
 
 import typer
 
-from dpdeblur.cli.app import app, err_console, guarded, print_json
+from dpdeblur.choices import BLENDS, DEVICES, PRECISIONS, VIEWS
+from dpdeblur.cli.app import app, err_console, guarded, print_json, renamed
+from dpdeblur.cli.choices import choice, models
 
 
 @app.command("deblur")
 @guarded
 def deblur_cmd(
     inputs: Optional[List[str]] = typer.Argument(None, help="Images, folders, globs, raw files or DPDD-layout roots."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered model name (see `dpdeblur models`); default: the model a --weights file from `dpdeblur train` names."),
-    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Output folder (default: beside each input)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered model name (see `dpdeblur models`); default: the model a --weights file from `dpdeblur train` names.", **choice(models)),
+    output_dir: Optional[str] = typer.Option(None, "--out", "-o", help="Output folder (default: beside each input)."),
+    old_output_dir: Optional[str] = typer.Option(None, "--output-dir", hidden=True),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Weights file (.safetensors/.pt); default: the model's bundled weights."),
     model_config: Optional[List[str]] = typer.Option(None, "--model-config", help="Builder override KEY=VALUE (repeatable); default: the config a --weights file from `dpdeblur train` records."),
     left: Optional[str] = typer.Option(None, "--left", help="Left dual-pixel view (with --right)."),
@@ -23,11 +26,11 @@ def deblur_cmd(
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     tile: Optional[int] = typer.Option(None, "--tile", help="Tile size in pixels; 0 = whole image at once. Default: the model card's (512; fcn: 0, it does not tile exactly).", show_default=False),
     overlap: int = typer.Option(64, "--overlap", help="Overlap between tiles in pixels."),
-    blend: str = typer.Option("hann", "--blend", help="Tile blending: hann, linear or crop."),
+    blend: str = typer.Option("hann", "--blend", help="Tile blending window.", **choice(BLENDS)),
     tile_batch: int = typer.Option(1, "--tile-batch", help="Tiles per forward pass (GPU memory ~ tile batch)."),
     no_global_stats: bool = typer.Option(False, "--no-global-stats", help="Let tiles pool their own statistics (DMSSRM scale selection) instead of the image's."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    precision: str = typer.Option("auto", "--precision", help="auto (bf16 on capable CUDA GPUs, else fp32), fp32, bf16 or fp16."),
+    device: str = typer.Option("auto", "--device", help="Device (auto: CUDA, then MPS, then CPU).", **choice(DEVICES, extra=("cuda:N",))),
+    precision: str = typer.Option("auto", "--precision", help="Precision (auto: bf16 on capable CUDA GPUs, else fp32).", **choice(PRECISIONS)),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model (slow start, faster on big batches)."),
     channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
     suffix: str = typer.Option("_deblurred", "--suffix", help="Appended to the output file stem."),
@@ -35,7 +38,7 @@ def deblur_cmd(
     bit_depth: str = typer.Option("auto", "--bit-depth", help="auto (as input), 8 or 16 (JPEG is always 8)."),
     quality: int = typer.Option(95, "--quality", help="JPEG quality 1-100."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo outputs that already exist."),
-    stored_view: str = typer.Option("right", "--stored-view", help="Raw files: which photodiode the second frame holds (Canon does not document it)."),
+    stored_view: str = typer.Option("right", "--stored-view", help="Raw files: which photodiode the second frame holds (Canon does not document it).", **choice(VIEWS)),
     flat_field: Optional[Tuple[Path, Path]] = typer.Option(None, "--flat-field", metavar="WHITE_L WHITE_R", help="Raw files: white-sheet left and right views correcting the complementary vignetting.", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON report on stdout."),
 ) -> None:
@@ -50,6 +53,7 @@ def deblur_cmd(
     from dpdeblur.models import parse_model_config, resolve_model
     from dpdeblur.models.registry import check_model_config
 
+    output_dir = renamed("--out", output_dir, "--output-dir", old_output_dir)
     if not inputs and not (left or right):
         raise UsageError("no inputs: pass images, folders or globs, or --left L --right R")
     if model is None and weights is None:
@@ -60,8 +64,8 @@ def deblur_cmd(
     from dpdeblur.utils.atomic import check_output_folder
 
     check_output_folder(output_dir)
-    if stored_view not in ("left", "right"):
-        raise UsageError(f"--stored-view must be left or right, got {stored_view!r}")
+    if stored_view not in VIEWS:
+        raise UsageError(f"--stored-view must be {' or '.join(VIEWS)}, got {stored_view!r}")
     # --model / --model-config default to what a self-describing weights file says
     card, overrides = resolve_model(model, weights, parse_model_config(model_config))
     check_model_config(card.name, overrides)

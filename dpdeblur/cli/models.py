@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from dpdeblur.cli.app import app, guarded, out_console, print_json
+from dpdeblur.cli.choices import models
 
 
 def _human(n: float | None, unit: str) -> str:
@@ -20,7 +21,7 @@ def _human(n: float | None, unit: str) -> str:
 @guarded
 def models_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the model cards as JSON on stdout."),
-    name: str = typer.Argument(None, help="Show one model's full card."),
+    name: str = typer.Argument(None, help="Show one model's full card.", autocompletion=lambda incomplete: [n for n in models() if n.startswith(incomplete)]),
 ) -> None:
     """List registered models with their cards (input layout, view order, size, paper numbers)."""
     from rich.table import Table

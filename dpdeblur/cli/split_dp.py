@@ -7,23 +7,26 @@ from typing import List, Optional, Tuple
 
 import typer
 
-from dpdeblur.cli.app import app, guarded, print_json
+from dpdeblur.choices import VIEWS
+from dpdeblur.cli.app import app, err_console, guarded, print_json, renamed, require
+from dpdeblur.cli.choices import choice, split_layouts, splits, wiggle_formats
 
 
 @app.command("split-dp")
 @guarded
 def split_dp_cmd(
     inputs: List[Path] = typer.Argument(..., help="Dual Pixel RAW files (.CR2/.CR3/.DNG), <id>_left/_right .png/.pgm pairs, folders or globs."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder."),
-    layout: str = typer.Option("flat", "--layout", help="flat: <id>_L/_R/_C.png; dpdd: <split>_{l,r,c}/source/ like the DPDD data set."),
-    split: str = typer.Option("test", "--split", help="train, val or test (dpdd layout)."),
-    stored_view: str = typer.Option("right", "--stored-view", help="Which photodiode a raw file's second frame holds (Canon does not document it)."),
+    outdir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (required).", show_default=False),
+    old_outdir: Optional[Path] = typer.Option(None, "--outdir", hidden=True),
+    layout: str = typer.Option("flat", "--layout", help="flat: <id>_L/_R/_C.png; dpdd: <split>_{l,r,c}/source/ like the DPDD data set.", **choice(split_layouts, listed=False)),
+    split: str = typer.Option("test", "--split", help="train, val or test (dpdd layout).", **choice(splits, listed=False)),
+    stored_view: str = typer.Option("right", "--stored-view", help="Which photodiode a raw file's second frame holds (Canon does not document it).", **choice(VIEWS)),
     flat_field: Optional[Tuple[Path, Path]] = typer.Option(None, "--flat-field", metavar="WHITE_L WHITE_R", help="White-sheet left and right views (pair PNG/PGM or split-dp sRGB PNGs) correcting the complementary vignetting.", show_default=False),
     scale: float = typer.Option(1.0, "--scale", help="Area down-sampling in (0, 1]; 0.25 turns a 5D Mark IV frame into DPDD's 1680x1120."),
     black_level: Optional[int] = typer.Option(None, "--black-level", help="Override the black level (view pairs: default 1024)."),
     white_level: Optional[int] = typer.Option(None, "--white-level", help="Override the white level (view pairs: default 16383)."),
     mask: bool = typer.Option(False, "--mask", help="Also write the saturation mask (8-bit, 255 = A+B clipped)."),
-    wiggle: Optional[str] = typer.Option(None, "--wiggle", metavar="gif|webp", help="Also write a looping left/right animation showing the disparity (<id>_wiggle.gif|webp; dpdd: <split>_c/wiggle/)."),
+    wiggle: Optional[str] = typer.Option(None, "--wiggle", metavar="gif|webp", help="Also write a looping left/right animation showing the disparity (<id>_wiggle.gif|webp; dpdd: <split>_c/wiggle/).", **choice(wiggle_formats, listed=False)),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo items whose outputs exist."),
     recursive: bool = typer.Option(False, "-r", "--recursive", help="Descend into sub-folders."),
     as_json: bool = typer.Option(False, "--json", help="Print the batch report as JSON on stdout."),
@@ -34,6 +37,7 @@ def split_dp_cmd(
 
     from dpdeblur.utils.atomic import check_output_folder
 
+    outdir = require(renamed("--out", outdir, "--outdir", old_outdir), "--out", "the output folder")
     check_split_options(layout, split, stored_view, scale, black_level, white_level, wiggle)  # before any work
     check_output_folder(outdir)
     ff = None
@@ -47,9 +51,9 @@ def split_dp_cmd(
         return split_dual_pixel(path, outdir, layout, split, overwrite, mask, wiggle, stored_view=stored_view,
                                 flat_field=ff, scale=scale, black_level=black_level, white_level=white_level)
 
-    report = run_batch(items, one, label="split-dp", progress=not as_json)
+    report = run_batch(items, one, label="split-dp", progress=not as_json, console=err_console())
     if as_json:
         print_json(report.to_dict())
     else:
-        report.print_summary()
+        report.print_summary(err_console())
     raise typer.Exit(report.exit_code)

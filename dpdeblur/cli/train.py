@@ -8,7 +8,9 @@ from typing import Optional
 
 import typer
 
+from dpdeblur.choices import DEVICES, MASK_NORMS, SCHEDULES, SSIM_WINDOWS, WARMUP_MODES
 from dpdeblur.cli.app import app, err_console, guarded, print_json
+from dpdeblur.cli.choices import choice, datasets, losses, models, patch_modes, recipes
 
 _O = typer.Option
 
@@ -16,45 +18,45 @@ _O = typer.Option
 @app.command("train")
 @guarded
 def train_cmd(
-    dataset: Optional[str] = _O(None, "--dataset", help="dpdd (default) | sdd | gopro | folder (hide, realdof: test only)."),
+    dataset: Optional[str] = _O(None, "--dataset", help="dpdd (default) | sdd | gopro | folder (hide, realdof: test only).", **choice(datasets, listed=False)),
     data_root: Optional[Path] = _O(None, "--data-root", help="Folder holding the data set."),
     blur: Optional[Path] = _O(None, "--blur", help="folder: blurry images."),
     sharp: Optional[Path] = _O(None, "--sharp", help="folder: sharp images."),
     left: Optional[Path] = _O(None, "--left", help="folder: left views."),
     right: Optional[Path] = _O(None, "--right", help="folder: right views."),
-    model: Optional[str] = _O(None, "--model", help="Model to train (dpdeblur models); default dmtnet-b."),
+    model: Optional[str] = _O(None, "--model", help="Model to train (dpdeblur models); default dmtnet-b.", **choice(models)),
     model_config: Optional[str] = _O(None, "--model-config", help="Builder overrides KEY=VALUE,... e.g. dim=48,blocks=2."),
     weights: Optional[Path] = _O(None, "--weights", help="Start from these weights (fine-tuning)."),
-    recipe: Optional[str] = _O(None, "--recipe", help="paper (the model family's) | dmtnet | jdrl | fcn | none."),
+    recipe: Optional[str] = _O(None, "--recipe", help="paper (the model family's) | dmtnet | jdrl | fcn | none.", **choice(recipes, listed=False)),
     jdrl: bool = _O(False, "--jdrl", help="JDRL training for misaligned pairs (its recipe and criterion)."),
     jdrl_warmup: Optional[int] = _O(None, "--jdrl-warmup", help="JDRL: epochs with flow between GT and blurry input (default 15)."),
-    jdrl_warmup_mode: Optional[str] = _O(None, "--jdrl-warmup-mode", help="JDRL warm-up: paper (whole loss, default) | code (authors' script: output vs flow-warped GT only)."),
-    jdrl_mask_norm: Optional[str] = _O(None, "--jdrl-mask-norm", help="JDRL masked Charbonnier mean over: all (masked pixels add eps, default, as the authors) | kept."),
+    jdrl_warmup_mode: Optional[str] = _O(None, "--jdrl-warmup-mode", help="JDRL warm-up: paper (whole loss, default) | code (authors' script: output vs flow-warped GT only).", **choice(WARMUP_MODES)),
+    jdrl_mask_norm: Optional[str] = _O(None, "--jdrl-mask-norm", help="JDRL masked Charbonnier mean over: all (masked pixels add eps, default, as the authors) | kept.", **choice(MASK_NORMS)),
     flow_cache: Optional[Path] = _O(None, "--flow-cache", help="JDRL: a `dpdeblur align --out` folder whose flows seed the warm-up."),
     config: Optional[Path] = _O(None, "--config", help="TOML/YAML file of settings (flags win)."),
-    out: Optional[Path] = _O(None, "--out", help="Run folder for checkpoints and logs."),
+    out: Optional[Path] = _O(None, "--out", "-o", help="Run folder for checkpoints and logs (required)."),
     resume: bool = _O(False, "--resume", help="Continue the run in --out exactly where it stopped."),
     epochs: Optional[int] = _O(None, "--epochs"),
     lr: Optional[float] = _O(None, "--lr"),
     batch_size: Optional[int] = _O(None, "--batch-size"),
     patch: Optional[int] = _O(None, "--patch", help="Patch size (windows or crops)."),
-    patch_mode: Optional[str] = _O(None, "--patch-mode", help="slide (windows with --overlap) | crop (random crops) | resize (whole image resized to --patch)."),
+    patch_mode: Optional[str] = _O(None, "--patch-mode", help="slide (windows with --overlap) | crop (random crops) | resize (whole image resized to --patch).", **choice(patch_modes, listed=False)),
     overlap: Optional[float] = _O(None, "--overlap", help="Window overlap, 0.6 = 60%."),
     flips: Optional[bool] = _O(None, "--flips/--no-flips", help="Random horizontal/vertical flips."),
     drop_flat: Optional[float] = _O(None, "--drop-flat", help="Drop this fraction of least-textured windows (0.3)."),
-    schedule: Optional[str] = _O(None, "--schedule", help="cosine | step | constant."),
-    loss: Optional[str] = _O(None, "--loss", help="charbonnier | l1 | mse (default: the family's)."),
+    schedule: Optional[str] = _O(None, "--schedule", help="Learning-rate schedule.", **choice(SCHEDULES)),
+    loss: Optional[str] = _O(None, "--loss", help="charbonnier | l1 | mse (default: the family's).", **choice(losses, listed=False)),
     cache: Optional[Path] = _O(None, "--cache", help="Folder caching decoded images (uint16 memory maps)."),
     workers: Optional[int] = _O(None, "--workers", help="Data loader worker processes."),
     val_every: Optional[int] = _O(None, "--val-every", help="Validate every N epochs (and at the end)."),
     val_crop: Optional[int] = _O(None, "--val-crop", help="Validate on centred crops of this size (0 = whole)."),
-    ssim: Optional[str] = _O(None, "--ssim", help="wang (11x11 Gaussian) | skimage-default (7x7 uniform)."),
+    ssim: Optional[str] = _O(None, "--ssim", help="wang (11x11 Gaussian) | skimage-default (7x7 uniform).", **choice(SSIM_WINDOWS)),
     ema: Optional[float] = _O(None, "--ema", help="EMA decay of the weights, e.g. 0.999 (0 = off)."),
     clip: Optional[float] = _O(None, "--clip", help="Gradient norm clipping (0 = off)."),
     max_nonfinite: Optional[int] = _O(None, "--max-nonfinite", help="Stop after K non-finite steps in a row."),
     amp: Optional[bool] = _O(None, "--amp/--no-amp", help="bf16 autocast (default: on CUDA only; --amp also on CPU)."),
     seed: Optional[int] = _O(None, "--seed"),
-    device: Optional[str] = _O(None, "--device", help="auto | cpu | cuda | cuda:N."),
+    device: Optional[str] = _O(None, "--device", help="Device (auto: CUDA, then MPS, then CPU).", **choice(DEVICES, extra=("cuda:N",))),
     gpus: int = _O(0, "--gpus", help="Launch N processes with torchrun (DistributedDataParallel)."),
     max_steps: Optional[int] = _O(None, "--max-steps", help="Stop after N steps (quick runs)."),
     log_every: Optional[int] = _O(None, "--log-every"),

@@ -48,6 +48,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from dpdeblur.choices import DEPTH_KINDS, PSF_KINDS, TONES
 from dpdeblur.data.layouts import DPDD
 from dpdeblur.errors import InputError, UsageError
 
@@ -70,7 +71,6 @@ CONVENTIONS = {
 }
 
 
-TONES = ("mixed", "srgb", "gamma", "none")
 
 
 @dataclass
@@ -123,8 +123,8 @@ class SynthParams:
     def check(self) -> "SynthParams":
         if not (0 <= self.max_radius <= 64):
             raise UsageError(f"--max-radius {self.max_radius}: use 0 to 64 pixels")
-        if self.depth_kind not in ("depth", "disparity"):
-            raise UsageError(f"depth kind {self.depth_kind!r}: use 'depth' or 'disparity'")
+        if self.depth_kind not in DEPTH_KINDS:
+            raise UsageError(f"depth kind {self.depth_kind!r}: choose {' or '.join(DEPTH_KINDS)}")
         if self.focus is not None and not (self.focus > 0 or self.depth_kind == "disparity"):
             raise UsageError(f"--focus {self.focus}: a focus distance must be > 0")
         if not (0 <= self.noise <= 0.5):
@@ -133,8 +133,8 @@ class SynthParams:
             raise UsageError(f"--vignetting {self.vignetting}: use 0 to <1")
         if self.radius_step <= 0:
             raise UsageError("radius_step must be > 0")
-        if self.psf not in ("parametric", "disc"):
-            raise UsageError(f"--psf {self.psf!r}: choose parametric or disc")
+        if self.psf not in PSF_KINDS:
+            raise UsageError(f"--psf {self.psf!r}: choose {' or '.join(PSF_KINDS)}")
         if self.tone not in TONES:
             raise UsageError(f"--tone {self.tone!r}: choose one of {', '.join(TONES)}")
         if self.exposure is not None and not (0 < self.exposure[0] <= self.exposure[1] <= 4):

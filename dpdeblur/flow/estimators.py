@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dpdeblur.choices import DIS_PRESETS
+
 __all__ = ["FlowEstimator", "DISFlow", "TorchFlowEstimator", "gaussian_blur", "register_estimator", "get_estimator", "ESTIMATORS"]
 
 
@@ -71,7 +73,7 @@ class DISFlow(FlowEstimator):
     """
 
     name = "dis"
-    PRESETS = ("ultrafast", "fast", "medium")
+    PRESETS = DIS_PRESETS
 
     def __init__(self, preset: str = "medium") -> None:
         import cv2
@@ -80,7 +82,7 @@ class DISFlow(FlowEstimator):
         if preset not in self.PRESETS:
             from dpdeblur.errors import UsageError
 
-            raise UsageError(f"--preset {preset!r}: unknown DIS preset; choose {', '.join(self.PRESETS)}")
+            raise UsageError(f"preset {preset!r}: unknown DIS preset; choose {', '.join(self.PRESETS)}", settings=("preset",))
         self.preset = preset
         code = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                 "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}[preset]

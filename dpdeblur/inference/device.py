@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dpdeblur.choices import PRECISIONS
 from dpdeblur.errors import UsageError
 
 __all__ = ["PRECISIONS", "resolve_device", "resolve_precision", "prepare_model"]
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -23,16 +22,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise UsageError(f"--device {name!r}: expected auto, cpu, cuda, cuda:N or mps") from None
+        raise UsageError(f"device {name!r}: expected auto, cpu, cuda, cuda:N or mps", settings=("device",)) from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise UsageError(f"--device {name}: CUDA is not available here; use --device cpu")
+            raise UsageError(f"device {name}: CUDA is not available here; use device cpu", settings=("device",))
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+            raise UsageError(f"device {name}: only {torch.cuda.device_count()} CUDA device(s)", settings=("device",))
     elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError(f"--device {name}: MPS is not available here; use --device cpu")
+        raise UsageError(f"device {name}: MPS is not available here; use device cpu", settings=("device",))
     elif dev.type not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"--device {name!r}: expected auto, cpu, cuda, cuda:N or mps")
+        raise UsageError(f"device {name!r}: expected auto, cpu, cuda, cuda:N or mps", settings=("device",))
     return dev
 
 
@@ -40,7 +39,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """``auto`` = bf16 on CUDA GPUs that support it, fp32 elsewhere."""
     p = (precision or "auto").lower()
     if p not in PRECISIONS:
-        raise UsageError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+        raise UsageError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}", settings=("precision",))
     if p == "auto":
         bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
         return torch.bfloat16 if bf16 else torch.float32

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dpdeblur.choices import BLENDS
+
 __all__ = [
     "BLENDS",
     "TileSettings",
@@ -44,7 +46,6 @@ __all__ = [
     "tiled_forward",
 ]
 
-BLENDS = ("hann", "linear", "crop")
 #: ``torch.OutOfMemoryError`` appeared in torch 2.5; ``torch.cuda.OutOfMemoryError`` (its alias) earlier.
 _OOM = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
 
@@ -68,15 +69,15 @@ def check_tiling(tile: int | None, overlap: int, blend: str = "hann", tile_batch
     from dpdeblur.errors import UsageError
 
     if blend not in BLENDS:
-        raise UsageError(f"--blend {blend!r}: choose one of {', '.join(BLENDS)}")
+        raise UsageError(f"blend {blend!r}: choose one of {', '.join(BLENDS)}", settings=("blend",))
     if tile is not None and tile < 0:
-        raise UsageError(f"--tile {tile}: must be >= 0 (0 = whole image)")
+        raise UsageError(f"tile {tile}: must be >= 0 (0 = whole image)", settings=("tile",))
     if overlap < 0:
-        raise UsageError(f"--overlap {overlap}: must be >= 0")
+        raise UsageError(f"overlap {overlap}: must be >= 0", settings=("overlap",))
     if tile_batch < 1:
-        raise UsageError(f"--tile-batch {tile_batch}: must be >= 1")
+        raise UsageError(f"tile_batch {tile_batch}: must be >= 1", settings=("tile_batch",))
     if tile and overlap >= tile:
-        raise UsageError(f"--overlap {overlap} must be smaller than --tile {tile}")
+        raise UsageError(f"overlap {overlap} must be smaller than tile {tile}", settings=("overlap", "tile"))
 
 
 def _round_up(x: int, m: int) -> int:

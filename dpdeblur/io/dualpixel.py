@@ -20,14 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dpdeblur.choices import VIEWS
 from dpdeblur.errors import InputError, UsageError
 
 __all__ = [
     "VIEWS", "CfaViews", "FlatField", "black_map", "extract_views", "develop",
     "srgb_encode", "srgb_decode", "area_scale", "crop",
 ]
-
-VIEWS = ("left", "right")
 
 
 @dataclass
@@ -148,7 +147,7 @@ def area_scale(img: np.ndarray, scale: float) -> np.ndarray:
     if scale == 1.0:
         return img
     if not 0.0 < scale < 1.0:
-        raise UsageError(f"--scale must be in (0, 1], got {scale}")
+        raise UsageError(f"scale must be in (0, 1], got {scale}", settings=("scale",))
     h, w = img.shape[:2]
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     if img.dtype == bool:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from dpdeblur.choices import PIXEL_LOSSES
 from dpdeblur.errors import UsageError
 from dpdeblur.losses.pixel import get_pixel_loss
 
@@ -57,7 +58,7 @@ def list_criteria() -> list[str]:
     return list(_FACTORIES)
 
 
-for _name in ("charbonnier", "l1", "mse"):
+for _name in PIXEL_LOSSES:
     register_criterion(_name, lambda card, _n=_name, eps=1e-3, **kw: PixelCriterion(_n, eps))
 
 

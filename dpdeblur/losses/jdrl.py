@@ -33,14 +33,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dpdeblur.choices import WARMUP_MODES
 from dpdeblur.flow.estimators import DISFlow, FlowEstimator
 from dpdeblur.flow.warp import calibration_mask, invert_flow, warp
 from dpdeblur.losses.pixel import MASK_NORMS, charbonnier
 from dpdeblur.models.jdrl import ReblurNet
 
 __all__ = ["JDRLLoss", "WARMUP_MODES"]
-
-WARMUP_MODES = ("paper", "code")
 
 
 class JDRLLoss(nn.Module):

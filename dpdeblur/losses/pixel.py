@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dpdeblur.choices import MASK_NORMS
+
 __all__ = ["charbonnier", "CharbonnierLoss", "get_pixel_loss", "MASK_NORMS"]
-
-
-MASK_NORMS = ("all", "kept")
 
 
 def charbonnier(

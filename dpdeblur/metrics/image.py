@@ -24,9 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dpdeblur.choices import SSIM_WINDOWS
+
 __all__ = ["SSIM_WINDOWS", "psnr", "ssim", "mae", "compute_metrics", "psnr_np", "ssim_np", "mae_np"]
 
-SSIM_WINDOWS = ("wang", "skimage-default")
 K1, K2 = 0.01, 0.03
 
 

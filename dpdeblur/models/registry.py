@@ -373,7 +373,7 @@ def parse_model_config(values: "str | Iterable[str] | None") -> dict[str, Any]:
         parts.append(cur)
         for p in filter(str.strip, parts):
             if "=" not in p:
-                raise UsageError(f"--model-config {p!r}: expected KEY=VALUE, e.g. dim=12,blocks=1")
+                raise UsageError(f"model_config {p!r}: expected KEY=VALUE, e.g. dim=12,blocks=1", settings=("model_config",))
             k, v = p.split("=", 1)
             out[k.strip()] = _value(v)
     return out

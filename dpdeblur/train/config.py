@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dpdeblur.models.registry import parse_model_config  # noqa: F401 (re-exported)
+from dpdeblur.choices import SCHEDULES
 from dpdeblur.errors import UsageError
 
 __all__ = ["TrainConfig", "RECIPES", "RECIPE_FOR_FAMILY", "resolve_config", "load_config_file", "parse_model_config"]
@@ -183,10 +184,6 @@ _INT_MIN = {  # setting -> smallest allowed value (integers)
 _BOOLS = ("jdrl", "flips", "progress", "tensorboard")
 
 
-def _flag(k: str) -> str:
-    return "--" + {"num_workers": "workers"}.get(k, k).replace("_", "-")
-
-
 def _check(cfg: TrainConfig) -> None:
     import math
 
@@ -195,57 +192,57 @@ def _check(cfg: TrainConfig) -> None:
     for k, lo in _INT_MIN.items():
         v = getattr(cfg, k)
         if isinstance(v, bool) or not isinstance(v, int):
-            raise UsageError(f"{_flag(k)} {v!r}: expected a whole number >= {lo}")
+            raise UsageError(f"{k} {v!r}: expected a whole number >= {lo}", settings=(k,))
         if v < lo:
-            raise UsageError(f"{_flag(k)} {v}: must be at least {lo}")
+            raise UsageError(f"{k} {v}: must be at least {lo}", settings=(k,))
     for k in ("lr", "lr_min", "gamma", "weight_decay", "clip", "ema", "overlap", "drop_flat"):
         v = getattr(cfg, k)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise UsageError(f"{_flag(k)} {v!r}: expected a finite number")
+            raise UsageError(f"{k} {v!r}: expected a finite number", settings=(k,))
     for k in _BOOLS + ("amp",):
         v = getattr(cfg, k)
         if not (isinstance(v, bool) or (k == "amp" and v is None)):
-            raise UsageError(f"{_flag(k)} {v!r}: expected true or false")
+            raise UsageError(f"{k} {v!r}: expected true or false", settings=(k,))
     if not cfg.lr > 0:
-        raise UsageError(f"--lr {cfg.lr}: the learning rate must be > 0, e.g. 1e-4")
+        raise UsageError(f"lr {cfg.lr}: the learning rate must be > 0, e.g. 1e-4", settings=("lr",))
     if cfg.lr_min < 0 or cfg.weight_decay < 0 or cfg.clip < 0 or not cfg.gamma > 0:
-        raise UsageError("lr_min, weight_decay and --clip must be >= 0 and gamma > 0")
+        raise UsageError("lr_min, weight_decay and clip must be >= 0 and gamma > 0", settings=("clip",))
     if not isinstance(cfg.model_config, dict):
         raise UsageError(f"model_config {cfg.model_config!r}: expected a table of KEY = VALUE")
     if cfg.loss is not None:
         from dpdeblur.losses.criteria import list_criteria
 
         if str(cfg.loss).lower() not in list_criteria():
-            raise UsageError(f"--loss {cfg.loss!r}: choose one of {', '.join(list_criteria())}")
+            raise UsageError(f"loss {cfg.loss!r}: choose one of {', '.join(list_criteria())}", settings=("loss",))
     if str(cfg.device).lower() != "auto":
         from dpdeblur.inference.device import resolve_device
 
         resolve_device(str(cfg.device))  # the rules of deblur's --device
     if cfg.out is not None and Path(cfg.out).exists() and not Path(cfg.out).is_dir():
-        raise UsageError(f"--out {cfg.out}: is a file, not a run folder; choose a folder path")
+        raise UsageError(f"out {cfg.out}: is a file, not a run folder; choose a folder path", settings=("out",))
     from dpdeblur.data.patches import PATCH_MODES
 
     if cfg.patch_mode not in PATCH_MODES:
-        raise UsageError(f"unknown --patch-mode {cfg.patch_mode!r}; choose {', '.join(PATCH_MODES)}")
-    if cfg.schedule not in ("cosine", "step", "constant"):
-        raise UsageError(f"unknown schedule {cfg.schedule!r}; choose cosine, step or constant")
+        raise UsageError(f"unknown patch_mode {cfg.patch_mode!r}; choose {', '.join(PATCH_MODES)}", settings=("patch_mode",))
+    if cfg.schedule not in SCHEDULES:
+        raise UsageError(f"unknown schedule {cfg.schedule!r}; choose {', '.join(SCHEDULES)}")
     if cfg.ssim not in SSIM_WINDOWS:
-        raise UsageError(f"unknown --ssim {cfg.ssim!r}; choose {' or '.join(SSIM_WINDOWS)}")
+        raise UsageError(f"unknown ssim {cfg.ssim!r}; choose {' or '.join(SSIM_WINDOWS)}", settings=("ssim",))
     if cfg.optimizer.lower() not in ("adam", "adamw"):
         raise UsageError(f"unknown optimizer {cfg.optimizer!r}; choose adam or adamw")
     for k in ("batch_size", "patch", "epochs"):
         if getattr(cfg, k) < 1:
-            raise UsageError(f"--{k.replace('_', '-')} must be at least 1")
+            raise UsageError(f"{k} must be at least 1", settings=(k,))
     if not 0 <= cfg.overlap < 1:
-        raise UsageError("--overlap must be in [0, 1)")
+        raise UsageError("overlap must be in [0, 1)", settings=("overlap",))
     if not 0 <= cfg.drop_flat < 1:
-        raise UsageError("--drop-flat must be in [0, 1)")
+        raise UsageError("drop_flat must be in [0, 1)", settings=("drop_flat",))
     from dpdeblur.losses.jdrl import WARMUP_MODES
     from dpdeblur.losses.pixel import MASK_NORMS
 
     if cfg.jdrl_warmup_mode not in WARMUP_MODES:
-        raise UsageError(f"unknown --jdrl-warmup-mode {cfg.jdrl_warmup_mode!r}; choose {' or '.join(WARMUP_MODES)}")
+        raise UsageError(f"unknown jdrl_warmup_mode {cfg.jdrl_warmup_mode!r}; choose {' or '.join(WARMUP_MODES)}", settings=("jdrl_warmup_mode",))
     if cfg.jdrl_mask_norm not in MASK_NORMS:
-        raise UsageError(f"unknown --jdrl-mask-norm {cfg.jdrl_mask_norm!r}; choose {' or '.join(MASK_NORMS)}")
+        raise UsageError(f"unknown jdrl_mask_norm {cfg.jdrl_mask_norm!r}; choose {' or '.join(MASK_NORMS)}", settings=("jdrl_mask_norm",))
     if not 0 <= cfg.ema < 1:
-        raise UsageError("--ema must be a decay in [0, 1), e.g. 0.999")
+        raise UsageError("ema must be a decay in [0, 1), e.g. 0.999", settings=("ema",))

@@ -26,12 +26,12 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def check_output_folder(path: str | Path | None, option: str = "-o") -> None:
-    """Usage error when an output folder option names an existing file (checked before any work)."""
+def check_output_folder(path: str | Path | None) -> None:
+    """Usage error when an output folder names an existing file (checked before any work)."""
     if path is not None and Path(path).exists() and not Path(path).is_dir():
         from dpdeblur.errors import UsageError
 
-        raise UsageError(f"{option} {path}: is a file, not a folder; choose a folder for the outputs")
+        raise UsageError(f"out {path}: is a file, not a folder; choose a folder for the outputs", settings=("out",))
 
 
 def _tmp_prefix(name: str) -> str:

@@ -23,7 +23,15 @@ from typing import Any, Callable, Iterable, Sequence
 
 from dpdeblur.errors import InputError
 
-__all__ = ["ItemResult", "BatchReport", "expand_inputs", "run_batch"]
+__all__ = ["ItemResult", "BatchReport", "expand_inputs", "run_batch", "stderr_console"]
+
+
+def stderr_console():
+    """A rich console on stderr: the default for progress and summaries when the caller passes
+    none (the CLI passes its own; this library never imports the CLI)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 @dataclass
@@ -66,10 +74,7 @@ class BatchReport:
         """Rich summary on stderr: one row per item (failures first), then totals."""
         from rich.table import Table
 
-        if console is None:
-            from dpdeblur.cli.app import err_console
-
-            console = err_console()
+        console = console or stderr_console()
         rows = sorted(self.items, key=lambda i: {"failed": 0, "ok": 1, "skipped": 2}[i.status])
         table = Table(title=f"{self.label}: summary", title_justify="left")
         table.add_column("input", overflow="fold")
@@ -140,10 +145,7 @@ def run_batch(
     """Run ``fn`` on each item, isolating failures; progress bar on stderr."""
     from dpdeblur.errors import DpdeblurError
 
-    if console is None:
-        from dpdeblur.cli.app import err_console
-
-        console = err_console()
+    console = console or stderr_console()
     results: list[ItemResult] = []
     t0 = time.perf_counter()
 
