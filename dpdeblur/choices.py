@@ -10,7 +10,8 @@ from __future__ import annotations
 
 __all__ = [
     "BLENDS", "PRECISIONS", "DEVICES", "SSIM_WINDOWS", "WARMUP_MODES", "MASK_NORMS", "SCHEDULES",
-    "PIXEL_LOSSES", "DIS_PRESETS", "VIEWS", "TONES", "PSF_KINDS", "DEPTH_KINDS",
+    "PIXEL_LOSSES", "DIS_PRESETS", "VIEWS", "TONES", "PSF_KINDS", "DEPTH_KINDS", "OUTPUT_EXTS", "EXT_ALIASES",
+    "BIT_DEPTHS", "WIGGLE_FORMATS",
 ]
 
 #: Tile blending windows (:mod:`dpdeblur.inference.tiling`).
@@ -37,3 +38,10 @@ VIEWS = ("left", "right")
 TONES = ("mixed", "srgb", "gamma", "none")
 PSF_KINDS = ("parametric", "disc")
 DEPTH_KINDS = ("depth", "disparity")
+#: ``deblur``: output formats (``auto``: as the input; raw files -> 16-bit TIFF), their other spellings,
+#: output bit depths (``auto``: as the input; JPEG is always 8).
+OUTPUT_EXTS = ("auto", "png", "tif", "jpg")
+EXT_ALIASES = {"jpeg": "jpg", "tiff": "tif"}
+BIT_DEPTHS = ("auto", "8", "16")
+#: ``split-dp --wiggle``: animation formats of the left/right wiggle (:mod:`dpdeblur.io.dpsplit`).
+WIGGLE_FORMATS = ("gif", "webp")

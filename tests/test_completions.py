@@ -58,6 +58,9 @@ def _complete(words: str) -> tuple[list[str], bool]:
     ("dpdeblur synth --tone ", {"mixed", "srgb", "gamma", "none"}),
     ("dpdeblur train --dataset ", {"dpdd", "sdd", "gopro", "folder"}),
     ("dpdeblur split-dp --layout ", {"flat", "dpdd"}),
+    ("dpdeblur bench quality --dataset p", {"pixel4"}),
+    ("dpdeblur split-dp --wiggle ", {"gif", "webp"}),
+    ("dpdeblur deblur --ext ", {"auto", "png", "tif", "jpg"}),
     ("dpdeblur models dmtnet-h", {"dmtnet-h"}),
 ])
 def test_option_values_complete_from_the_library(words, names):
@@ -80,6 +83,15 @@ def test_help_lists_the_library_choices_without_torch():
     from dpdeblur.models import list_models
 
     for names in (choices.BLENDS, choices.PRECISIONS, choices.SCHEDULES, choices.TONES, choices.PSF_KINDS, choices.DIS_PRESETS,
-                  choices.WARMUP_MODES, choices.MASK_NORMS, list_models()):
+                  choices.WARMUP_MODES, choices.MASK_NORMS, choices.OUTPUT_EXTS, choices.BIT_DEPTHS, choices.WIGGLE_FORMATS,
+                  list_models()):
         assert "[" + "|".join(names) in out, names
+    # data sets and layouts from the layout registry, each command its own
+    from dpdeblur.data.layouts import list_layouts
+
+    assert list_layouts("train", datasets=True) == ["dpdd", "sdd", "gopro", "folder"]
+    for names in (list_layouts("train", datasets=True), list_layouts("bench quality", datasets=True),
+                  list_layouts("split-dp"), ["train", "val", "test"]):
+        assert "[" + "|".join(names) + "]" in out, names
+    assert "|aligned" not in out and "|samples" not in out
     assert "TORCH False" in out

@@ -129,9 +129,9 @@ def compare_cmd(
 @bench_app.command("quality")
 @guarded
 def quality_cmd(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="dpdd, sdd, gopro, hide, realdof, folder or pixel4 (real Pixel 4 captures, Xin et al. layout).", **choice(lambda: [*datasets(), "pixel4"], listed=False)),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Data set layout (pixel4: real Pixel 4 captures, Xin et al.; folder: --blur/--sharp or --left/--right/--sharp).", **choice(lambda: datasets("bench quality"))),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the data set."),
-    split: str = typer.Option("test", help="Split to score (train, val, test).", **choice(splits, listed=False)),
+    split: str = typer.Option("test", help="Split to score.", **choice(splits)),
     model: str = typer.Option("identity", "--model", "-m", help="Model name; 'identity' scores the blurry input only.", **choice(lambda: ["identity", *models()])),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Weights file (default: the model's own)."),
     model_config: Optional[List[str]] = typer.Option(None, "--model-config", help="Builder overrides KEY=VALUE[,KEY=VALUE]."),

@@ -41,29 +41,25 @@ def models() -> list[str]:
     return list_models()
 
 
-def datasets() -> Sequence[str]:
-    """Data sets of image pairs (completion only: the layouts module imports numpy today)."""
-    from dpdeblur.data.sets import DATASETS
+def datasets(command: str) -> list[str]:
+    """The data sets ``command`` takes as ``--dataset`` (the layout registry, torch- and numpy-free)."""
+    from dpdeblur.data.layouts import list_layouts
 
-    return DATASETS
+    return list_layouts(command, datasets=True)
 
 
-def split_layouts() -> Sequence[str]:
-    from dpdeblur.io.dpsplit import LAYOUTS
+def split_layouts() -> list[str]:
+    """``split-dp --layout`` values (the layout registry)."""
+    from dpdeblur.data.layouts import list_layouts
 
-    return LAYOUTS
+    return list_layouts("split-dp")
 
 
 def splits() -> Sequence[str]:
-    from dpdeblur.io.dpsplit import SPLITS
+    """DPDD's splits (the layout registry)."""
+    from dpdeblur.data.layouts import DPDD
 
-    return SPLITS
-
-
-def wiggle_formats() -> Sequence[str]:
-    from dpdeblur.io.dpsplit import WIGGLE_FORMATS
-
-    return WIGGLE_FORMATS
+    return DPDD.splits
 
 
 def losses() -> list[str]:

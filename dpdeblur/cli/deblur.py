@@ -7,7 +7,7 @@ from typing import List, Optional, Tuple
 
 import typer
 
-from dpdeblur.choices import BLENDS, DEVICES, PRECISIONS, VIEWS
+from dpdeblur.choices import BIT_DEPTHS, BLENDS, DEVICES, OUTPUT_EXTS, PRECISIONS, VIEWS
 from dpdeblur.cli.app import app, err_console, guarded, print_json, renamed
 from dpdeblur.cli.choices import choice, models
 
@@ -34,8 +34,8 @@ def deblur_cmd(
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model (slow start, faster on big batches)."),
     channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
     suffix: str = typer.Option("_deblurred", "--suffix", help="Appended to the output file stem."),
-    ext: str = typer.Option("auto", "--ext", help="Output format: auto (as input), png, tif or jpg."),
-    bit_depth: str = typer.Option("auto", "--bit-depth", help="auto (as input), 8 or 16 (JPEG is always 8)."),
+    ext: str = typer.Option("auto", "--ext", help="Output format (auto: as the input; raw files: 16-bit TIFF).", **choice(OUTPUT_EXTS)),
+    bit_depth: str = typer.Option("auto", "--bit-depth", help="Output bit depth (auto: as the input; JPEG is always 8).", **choice(BIT_DEPTHS)),
     quality: int = typer.Option(95, "--quality", help="JPEG quality 1-100."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo outputs that already exist."),
     stored_view: str = typer.Option("right", "--stored-view", help="Raw files: which photodiode the second frame holds (Canon does not document it).", **choice(VIEWS)),

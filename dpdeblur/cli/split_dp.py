@@ -7,9 +7,9 @@ from typing import List, Optional, Tuple
 
 import typer
 
-from dpdeblur.choices import VIEWS
+from dpdeblur.choices import VIEWS, WIGGLE_FORMATS
 from dpdeblur.cli.app import app, err_console, guarded, print_json, renamed, require
-from dpdeblur.cli.choices import choice, split_layouts, splits, wiggle_formats
+from dpdeblur.cli.choices import choice, split_layouts, splits
 
 
 @app.command("split-dp")
@@ -18,15 +18,15 @@ def split_dp_cmd(
     inputs: List[Path] = typer.Argument(..., help="Dual Pixel RAW files (.CR2/.CR3/.DNG), <id>_left/_right .png/.pgm pairs, folders or globs."),
     outdir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (required).", show_default=False),
     old_outdir: Optional[Path] = typer.Option(None, "--outdir", hidden=True),
-    layout: str = typer.Option("flat", "--layout", help="flat: <id>_L/_R/_C.png; dpdd: <split>_{l,r,c}/source/ like the DPDD data set.", **choice(split_layouts, listed=False)),
-    split: str = typer.Option("test", "--split", help="train, val or test (dpdd layout).", **choice(splits, listed=False)),
+    layout: str = typer.Option("flat", "--layout", help="flat: <id>_L/_R/_C.png; dpdd: <split>_{l,r,c}/source/ like the DPDD data set.", **choice(split_layouts)),
+    split: str = typer.Option("test", "--split", help="Split folder of the dpdd layout.", **choice(splits)),
     stored_view: str = typer.Option("right", "--stored-view", help="Which photodiode a raw file's second frame holds (Canon does not document it).", **choice(VIEWS)),
     flat_field: Optional[Tuple[Path, Path]] = typer.Option(None, "--flat-field", metavar="WHITE_L WHITE_R", help="White-sheet left and right views (pair PNG/PGM or split-dp sRGB PNGs) correcting the complementary vignetting.", show_default=False),
     scale: float = typer.Option(1.0, "--scale", help="Area down-sampling in (0, 1]; 0.25 turns a 5D Mark IV frame into DPDD's 1680x1120."),
     black_level: Optional[int] = typer.Option(None, "--black-level", help="Override the black level (view pairs: default 1024)."),
     white_level: Optional[int] = typer.Option(None, "--white-level", help="Override the white level (view pairs: default 16383)."),
     mask: bool = typer.Option(False, "--mask", help="Also write the saturation mask (8-bit, 255 = A+B clipped)."),
-    wiggle: Optional[str] = typer.Option(None, "--wiggle", metavar="gif|webp", help="Also write a looping left/right animation showing the disparity (<id>_wiggle.gif|webp; dpdd: <split>_c/wiggle/).", **choice(wiggle_formats, listed=False)),
+    wiggle: Optional[str] = typer.Option(None, "--wiggle", help="Also write a looping left/right animation showing the disparity (<id>_wiggle.gif|webp; dpdd: <split>_c/wiggle/).", **choice(WIGGLE_FORMATS)),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo items whose outputs exist."),
     recursive: bool = typer.Option(False, "-r", "--recursive", help="Descend into sub-folders."),
     as_json: bool = typer.Option(False, "--json", help="Print the batch report as JSON on stdout."),

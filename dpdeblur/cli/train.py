@@ -18,7 +18,7 @@ _O = typer.Option
 @app.command("train")
 @guarded
 def train_cmd(
-    dataset: Optional[str] = _O(None, "--dataset", help="dpdd (default) | sdd | gopro | folder (hide, realdof: test only).", **choice(datasets, listed=False)),
+    dataset: Optional[str] = _O(None, "--dataset", help="Data set layout (default dpdd; hide, realdof: test only, see bench quality).", **choice(lambda: datasets("train"))),
     data_root: Optional[Path] = _O(None, "--data-root", help="Folder holding the data set."),
     blur: Optional[Path] = _O(None, "--blur", help="folder: blurry images."),
     sharp: Optional[Path] = _O(None, "--sharp", help="folder: sharp images."),

@@ -6,8 +6,7 @@ offending files listed, ``ImageSource`` + ``PatchDataset`` / ``FullImageDataset`
 batches as dicts (``input``, ``blur``, ``sharp``), ``ResumableSampler`` orders them.
 """
 
-from dpdeblur.data.layouts import get_layout, list_layouts
-from dpdeblur.data.sets import DATASETS, ImageSet, Sample, check_fit, check_readable, find_pairs
+from dpdeblur.data.layouts import DATASETS, get_layout, list_layouts  # torch-free, numpy-free
 
 __all__ = [
     "DATASETS",
@@ -25,7 +24,11 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # torch-dependent parts load on first use
+def __getattr__(name: str):  # the parts that need numpy or torch load on first use
+    if name in ("ImageSet", "Sample", "check_fit", "check_readable", "find_pairs"):
+        from dpdeblur.data import sets
+
+        return getattr(sets, name)
     if name in ("ImageSource", "PatchDataset", "FullImageDataset"):
         from dpdeblur.data import patches
 

@@ -109,6 +109,9 @@ class Layout:
         test_only: an evaluation set; ``train`` refuses it.
         pairs: a data set of blurry / sharp pairs, listed by :func:`dpdeblur.data.find_pairs`
             (the others are read or written file by file through their own methods).
+        dataset: a ``--dataset`` value of the commands that read it (the others are written by
+            a command and read back through their own options: ``split-dp --layout``,
+            ``train --flow-cache``).
     """
 
     name: str
@@ -122,6 +125,7 @@ class Layout:
     deformed_gt: bool = False
     test_only: bool = False
     pairs: bool = True
+    dataset: bool = True
 
     def split_name(self, split: str) -> str:
         """The name the split's image set carries (RealDOF has only ``test``)."""
@@ -322,11 +326,11 @@ FOLDER = _UserFolders("folder", "--blur DIR --sharp DIR, or --left DIR --right D
 PIXEL4 = _Pixel4("pixel4", "<id>_left.png/<id>_right.png + gt_all_in_focus/", splits=(), pairs=False, views=True, bit_depth=16,
                  commands=("bench quality",))
 FLAT = _Flat("flat", "<id>_L.png, <id>_R.png, <id>_C.png, <id>.json", splits=(), pairs=False, views=True, bit_depth=16,
-             commands=("split-dp",))
+             commands=("split-dp",), dataset=False)
 SAMPLES = _Flat("samples", "<id>_L.png, <id>_R.png, combined/<id>.png, sharp/<id>.png", splits=(), pairs=False, views=True,
-                bit_depth=16, commands=("synth_samples",), combined_dir="combined")
+                bit_depth=16, commands=("synth_samples",), combined_dir="combined", dataset=False)
 ALIGNED = _Aligned("aligned", "gt/<id>.png, mask/<id>.png, flow/<id>.npy", splits=(), pairs=False, bit_depth=None,
-                   commands=("align", "train"))
+                   commands=("align", "train"), dataset=False)
 
 _REGISTRY: dict[str, Layout] = {x.name: x for x in (FLAT, DPDD, SDD, GOPRO, HIDE, REALDOF, FOLDER, PIXEL4, SAMPLES, ALIGNED)}
 
@@ -334,9 +338,11 @@ _REGISTRY: dict[str, Layout] = {x.name: x for x in (FLAT, DPDD, SDD, GOPRO, HIDE
 DATASETS = tuple(n for n, x in _REGISTRY.items() if x.pairs)
 
 
-def list_layouts(command: str | None = None) -> list[str]:
-    """Names of the layouts ``command`` reads or writes (all when None), registry order."""
-    return [n for n, x in _REGISTRY.items() if command is None or command in x.commands]
+def list_layouts(command: str | None = None, *, datasets: bool = False) -> list[str]:
+    """Names of the layouts ``command`` reads or writes (all when None), registry order;
+    ``datasets``: only those it takes as ``--dataset`` (``train``: dpdd, sdd, gopro, folder)."""
+    return [n for n, x in _REGISTRY.items()
+            if (command is None or command in x.commands) and (x.dataset or not datasets)]
 
 
 def get_layout(name: str, command: str | None = None) -> Layout:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dpdeblur.choices import WIGGLE_FORMATS
 from dpdeblur.data.layouts import DPDD, LONG, get_layout, list_layouts, view_id
 from dpdeblur.errors import InputError, UsageError, few
 from dpdeblur.io.raw import PAIR_EXTS, RAW_EXTS, is_pair_file, read_dual_pixel
@@ -24,7 +25,6 @@ __all__ = ["LAYOUTS", "SPLITS", "WIGGLE_FORMATS", "item_id", "output_paths", "du
 
 LAYOUTS = tuple(list_layouts("split-dp"))
 SPLITS = DPDD.splits
-WIGGLE_FORMATS = ("gif", "webp")
 
 
 def item_id(path: str | Path) -> str:
