@@ -16,11 +16,7 @@ def few(items: Iterable[object], n: int = 8) -> str:
 
 
 class DpdeblurError(Exception):
-    """Base class: the message names the file and the fix."""
-
-
-class UsageError(DpdeblurError):
-    """Wrong or inconsistent command-line / API arguments (exit code 2).
+    """Base class: the message names the file and the fix.
 
     ``settings``: the library names of the settings the message names (``"tile"``, ``"batch_size"``),
     each followed by a space in the message. The library never spells a command-line flag; the
@@ -30,6 +26,10 @@ class UsageError(DpdeblurError):
     def __init__(self, message: str = "", *, settings: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.settings = tuple(settings)
+
+
+class UsageError(DpdeblurError):
+    """Wrong or inconsistent command-line / API arguments (exit code 2)."""
 
 
 class WeightsError(DpdeblurError):

@@ -97,6 +97,53 @@ def test_views_stacked_right_then_left(pairs, weights, tmp_path):
     assert np.abs(dpdeblur.deblur(str(pairs / "a_L.png"), model=model, tile=0) - y).max() < 1e-6
 
 
+def test_long_view_names_pair_like_train_and_sensor_pairs_go_to_the_raw_reader(tmp_path, weights):
+    """deblur reads view names as train does (one matcher, dpdeblur.data.layouts.match_view):
+    sRGB ``<id>_left/_right`` images pair like ``<id>_L/_R``; one-channel 16-bit
+    ``<id>_left/_right`` files are Pixel sensor pairs, developed by the raw reader (black 1024)."""
+    import dpdeblur
+    from dpdeblur.data.sets import find_pairs
+    from dpdeblur.io.raw import is_sensor_pair, read_dual_pixel
+    from rawfixtures import write_pair
+
+    d = tmp_path / "in"
+    d.mkdir()
+    for v, seed in (("left", 1), ("right", 2)):
+        write_image(d / f"a_{v}.png", rnd(40, 56, seed=seed), 8)  # sRGB views, long names
+    for v, seed in (("L", 1), ("R", 2)):
+        write_image(d / f"b_{v}.png", rnd(40, 56, seed=seed), 8)  # the same views, short names
+    write_pair(d, "s1", shape=(32, 48))  # a Pixel sensor pair
+    assert [is_sensor_pair(d / f) for f in ("a_left.png", "b_L.png", "s1_left.png", "s1_right.png")] == [False, False, True, True]
+    # train pairs the long names too (the same matcher)
+    tv, sharp = tmp_path / "tv", tmp_path / "sharp"
+    tv.mkdir(), sharp.mkdir()
+    for v in ("left", "right"):
+        (tv / f"a_{v}.png").write_bytes((d / f"a_{v}.png").read_bytes())
+    write_image(sharp / "a.png", rnd(40, 56), 8)
+    assert [(s.id, s.left.name, s.right.name) for s in find_pairs("folder", left=tv, right=tv, sharp=sharp).samples] == [
+        ("a", "a_left.png", "a_right.png")]
+
+    out = tmp_path / "o"
+    r = cli(d, "-o", out, "--model", "dmtnet-t", "--weights", weights / "dp.safetensors", "--tile", "0", "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["ok"] == 3 and rep["failed"] == 0  # a (pair), b (pair), s1 (one raw item for its two files)
+    assert sorted(p.name for p in out.iterdir()) == ["a_deblurred.png", "b_deblurred.png", "s1_deblurred.png"]
+    # a_left/a_right hold the same pixels as b_L/b_R: the same result
+    assert np.array_equal(read_image(out / "a_deblurred.png").rgb, read_image(out / "b_deblurred.png").rgb)
+    # the sensor pair went through the raw reader: 16-bit output equal to deblurring its developed views
+    model = create_model("dmtnet-t", weights=weights / "dp.safetensors")
+    v = read_dual_pixel(d / "s1_left.png")
+    ref = dpdeblur.deblur((v.left, v.right), model=model, tile=0)
+    got = read_image(out / "s1_deblurred.png")
+    assert got.bit_depth == 16 and np.abs(got.rgb - ref).max() <= 0.5 / 65535 + 1e-6
+    # a long-named view alone names its missing twin in the same style
+    (d / "a_right.png").unlink()
+    rep = json.loads(cli(d / "a_left.png", "-o", out, "--model", "dmtnet-t", "--weights", weights / "dp.safetensors",
+                         "--json").stdout)
+    assert rep["failed"] == 1 and "no matching a_right.*" in rep["items"][0]["error"]
+
+
 def test_dpdd_layout(tmp_path, weights):
     root = tmp_path / "dpdd"
     for split in ("test",):

@@ -156,7 +156,7 @@ def guarded(fn: Callable) -> Callable:
         except UsageError as e:
             fail(with_flags(e, known), 2)
         except DpdeblurError as e:
-            fail(str(e), 1)
+            fail(with_flags(e, known), 1)
         except KeyboardInterrupt:
             fail("interrupted", 130)
 

@@ -42,10 +42,7 @@ __all__ = [
     "deblur",
 ]
 
-from dpdeblur.io.raw import RAW_EXTS
-
-#: view file names ``deblur`` pairs: ``<id>_L`` / ``<id>_R`` (see :func:`dpdeblur.data.layouts.match_view`)
-_STYLES = (SHORT,)
+from dpdeblur.io.raw import RAW_EXTS, is_sensor_pair
 
 
 @dataclass
@@ -83,32 +80,42 @@ class Loaded:
 
 
 def _view_id(stem: str) -> str:
-    """``IMG_1_L`` -> ``IMG_1`` (a view's id); other stems unchanged."""
-    return view_id(stem, _STYLES)
+    """``IMG_1_L`` / ``IMG_1_left`` -> ``IMG_1`` (a view's id); other stems unchanged."""
+    return view_id(stem)
 
 
 def _pair_files(files: Sequence[Path], dual_pixel: bool) -> list[InputItem]:
-    """Files -> items; for dual-pixel models ``<id>_L.*`` + ``<id>_R.*`` in one folder make a pair."""
+    """Files -> items. View files pair by id in one folder (for dual-pixel models), named as
+    :func:`dpdeblur.data.layouts.match_view` reads them, like ``train``: ``<id>_L`` + ``<id>_R``
+    or ``<id>_left`` + ``<id>_right``. Raw files, and raw sensor pairs (one-channel 16-bit
+    ``<id>_left/_right``, :func:`dpdeblur.io.raw.is_sensor_pair`), are one raw item each."""
     items: list[InputItem] = []
     views: dict[tuple[Path, str], dict[str, Path]] = {}
+    styles: dict[tuple[Path, str], tuple[str, str]] = {}  # how the first view of an id was named
+    sensor: set[tuple[Path, str]] = set()
     for f in files:
-        if f.suffix.lower() in RAW_EXTS:
-            items.append(InputItem(str(f), f.stem, "raw", (f,)))
-            continue
-        m = match_view(f.stem, _STYLES)
-        if dual_pixel and m:
+        m = match_view(f.stem)
+        if f.suffix.lower() in RAW_EXTS or is_sensor_pair(f):
+            if m is not None:  # either file of a sensor pair stands for the pair
+                if (f.parent, m.id.lower()) in sensor:
+                    continue
+                sensor.add((f.parent, m.id.lower()))
+            items.append(InputItem(str(f), m.id if m else f.stem, "raw", (f,)))
+        elif dual_pixel and m:
             views.setdefault((f.parent, m.id), {})[m.side] = f
+            styles.setdefault((f.parent, m.id), (m.style, m.suffix))
         elif dual_pixel:
             items.append(InputItem(str(f), f.stem, "image", (f,), error=(
-                f"{f}: a dual-pixel model needs two views: name them <id>_L/<id>_R, "
-                "pass --left/--right, or give a raw dual-pixel file")))
+                f"{f}: a dual-pixel model needs two views: name them <id>_L/<id>_R or <id>_left/<id>_right, "
+                "give the left and right views as a pair, or give a raw dual-pixel file")))
         else:
             items.append(InputItem(str(f), f.stem, "image", (f,)))
     for (parent, id_), v in views.items():
-        name = str(parent / f"{id_}_[LR]")
+        style, like = styles[(parent, id_)]
+        name = str(parent / f"{id_}_{'[LR]' if style == SHORT else '[left|right]'}")
         for miss in {"left", "right"} - set(v):  # a view given alone: its twin beside it on disk
             twin = [t for t in sorted(parent.glob(f"{glob.escape(id_)}_*")) if t.suffix.lower() in IMAGE_EXTS
-                    and (m := match_view(t.stem, _STYLES)) and m.id == id_ and m.side == miss]
+                    and (m := match_view(t.stem)) and m.id == id_ and m.side == miss]
             if twin:
                 v[miss] = twin[0]
         if "left" in v and "right" in v:
@@ -116,7 +123,8 @@ def _pair_files(files: Sequence[Path], dual_pixel: bool) -> list[InputItem]:
         else:
             have, miss = ("left", "right") if "left" in v else ("right", "left")
             items.append(InputItem(str(v[have]), id_, "pair", (v[have],), error=(
-                f"{v[have]}: no matching {view_stem(id_, miss)}.* beside it; add the other view or use --left/--right")))
+                f"{v[have]}: no matching {view_stem(id_, miss, style, like=like)}.* beside it; add the other view "
+                "or give the left and right views as a pair")))
     return items
 
 

@@ -30,7 +30,7 @@ from dpdeblur.io.dualpixel import (
 
 __all__ = [
     "RAW_EXTS", "PAIR_EXTS", "STORED_VIEW", "DualPixelViews", "RawFrame",
-    "read_dual_pixel", "read_raw_frames", "load_flat_field", "pair_paths", "is_pair_file",
+    "read_dual_pixel", "read_raw_frames", "load_flat_field", "pair_paths", "is_pair_file", "is_sensor_pair",
 ]
 
 RAW_EXTS = (".cr2", ".cr3", ".dng")
@@ -78,6 +78,23 @@ def is_pair_file(path: str | Path) -> bool:
     """True for ``<id>_left.png`` / ``<id>_right.pgm`` style view files."""
     p = Path(path)
     return p.suffix.lower() in PAIR_EXTS and match_view(p.stem, (LONG,)) is not None
+
+
+def is_sensor_pair(path: str | Path) -> bool:
+    """True for a view file of a raw sensor pair (Google Pixel's ``<id>_left`` / ``<id>_right``:
+    one channel, 16-bit, linear with black level 1024) that :func:`read_dual_pixel` develops;
+    False for an sRGB view image of the same name (3 channels or 8-bit), which pairs like
+    ``<id>_L`` / ``<id>_R``. Reads the file's header only: a PGM is a sensor file, a PNG is one
+    when its IHDR says 16-bit greyscale."""
+    p = Path(path)
+    if not is_pair_file(p) or not p.is_file():
+        return False
+    if p.suffix.lower() == ".pgm":
+        return True
+    with open(p, "rb") as f:
+        head = f.read(26)
+    # PNG signature, IHDR, then width, height (4 + 4 bytes), bit depth (byte 24), colour type (byte 25; 0 = grey)
+    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and head[24] == 16 and head[25] == 0
 
 
 def pair_paths(path: str | Path) -> tuple[Path, Path, str]:
