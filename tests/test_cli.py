@@ -135,3 +135,35 @@ def test_library_never_imports_the_cli():
             mods = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in getattr(node, "names", [])] if isinstance(node, ast.Import) else []
             bad += [f"{f.relative_to(root)}: {m}" for m in mods if m == "dpdeblur.cli" or m.startswith("dpdeblur.cli.")]
     assert not bad, bad
+
+
+def test_library_errors_name_settings_and_the_cli_spells_them_as_its_flags(tmp_path):
+    """Library messages name settings, never flags; the CLI turns each into the running command's flag."""
+    from dpdeblur.cli.app import with_flags
+    from dpdeblur.data.sets import find_pairs
+    from dpdeblur.data.synth import SynthParams, parse_range, parse_split
+    from dpdeblur.errors import DataError, UsageError
+    from dpdeblur.inference.pipeline import check_deblur_options, check_output_options
+    from dpdeblur.io.dpsplit import check_split_options
+
+    cases = [
+        (lambda: SynthParams(noise=3.0).check(), "noise 3.0: use 0 to 0.5", {"--noise"}, "--noise 3.0: use"),
+        (lambda: parse_split("train=x", 10), "split 'train=x'", {"--split"}, "--split 'train=x'"),
+        (lambda: parse_range("1", "exposure"), "exposure '1'", {"--exposure"}, "--exposure '1'"),
+        (lambda: check_split_options(black_level=5000, white_level=10), "black_level 5000 must be below white_level 10",
+         {"--black-level", "--white-level"}, "--black-level 5000 must be below --white-level 10"),
+        (lambda: check_deblur_options(stored_view="up"), "stored_view 'up': choose left or right", {"--stored-view"},
+         "--stored-view 'up'"),
+        (lambda: check_output_options(suffix="a/b"), "choose another folder with out_dir DIR", {"--suffix", "--out"},
+         "--suffix 'a/b': no path separators; choose another folder with --out DIR"),
+        (lambda: find_pairs("sdd"), "dataset sdd needs data_root DIR", {"--dataset", "--data-root"},
+         "--dataset sdd needs --data-root DIR"),
+        (lambda: find_pairs("sdd", tmp_path), "check data_root", {"--data-root"}, "check --data-root"),
+    ]
+    for call, lib, known, cli in cases:
+        with pytest.raises((UsageError, DataError)) as e:
+            call()
+        msg = str(e.value)
+        assert lib in msg and "--" not in msg, msg
+        assert cli in with_flags(e.value, known)
+        assert with_flags(e.value, set()) == msg  # a setting the command has no flag for keeps its name

@@ -37,8 +37,9 @@ def test_resume_is_bit_exact(dpdd, tmp_path, cfg_for):
     # 2 x 9 windows / 2 = 9 steps per epoch: 10 steps cross an epoch; EMA and clipping on
     a = fit(cfg_for(dpdd, tmp_path / "a", max_steps=20))
     fit(cfg_for(dpdd, tmp_path / "b", max_steps=10))
-    with pytest.raises(UsageError, match="--resume"):
+    with pytest.raises(UsageError, match="pass resume to continue it") as e:  # the CLI spells it --resume
         fit(cfg_for(dpdd, tmp_path / "b", max_steps=20))
+    assert e.value.settings == ("resume", "out")
     b = fit(cfg_for(dpdd, tmp_path / "b", max_steps=20), resume=True)
     assert a.step == b.step == 20
     for tag in ("last.safetensors",):

@@ -130,5 +130,5 @@ def test_pretrained_without_weights_says_how_to_get_them(monkeypatch, tmp_path):
     from dpdeblur.models import get_card
 
     if get_card("dmtnet-h").weights is None:
-        with pytest.raises(WeightsError, match="--weights"):
+        with pytest.raises(WeightsError, match="pass weights FILE"):
             create_model("dmtnet-h", pretrained=True, device="meta")

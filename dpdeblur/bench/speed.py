@@ -43,7 +43,7 @@ class SpeedConfig:
         from dpdeblur.models.registry import check_model_config
 
         if not self.models:
-            raise UsageError("--model: name at least one model (see `dpdeblur models`)")
+            raise UsageError("models: name at least one model (see `dpdeblur models`)")
         for name in self.models:
             get_card(name)
             check_model_config(name, self.overrides.get(name))

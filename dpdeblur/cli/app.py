@@ -105,7 +105,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 #: Settings whose flag is not ``--`` + the name with dashes.
-FLAGS = {"num_workers": "--workers"}
+FLAGS = {"num_workers": "--workers", "out_dir": "--out"}
 
 
 def flag(setting: str) -> str:

@@ -60,12 +60,10 @@ def deblur_cmd(
         raise UsageError("pass --model NAME (see `dpdeblur models`) or --weights FILE written by `dpdeblur train`")
     # every option is checked before any work (the same rules as bench speed / quality)
     check_deblur_options(ext=ext, bit_depth=bit_depth, quality=quality, suffix=suffix, tile=tile, overlap=overlap,
-                         blend=blend, tile_batch=tile_batch, device=device, precision=precision)
+                         blend=blend, tile_batch=tile_batch, device=device, precision=precision, stored_view=stored_view)
     from dpdeblur.utils.atomic import check_output_folder
 
     check_output_folder(output_dir)
-    if stored_view not in VIEWS:
-        raise UsageError(f"--stored-view must be {' or '.join(VIEWS)}, got {stored_view!r}")
     # --model / --model-config default to what a self-describing weights file says
     card, overrides = resolve_model(model, weights, parse_model_config(model_config))
     check_model_config(card.name, overrides)

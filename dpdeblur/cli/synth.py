@@ -47,7 +47,7 @@ def synth_cmd(
     params = SynthParams(
         max_radius=max_radius, focus=focus, depth_kind=depth_kind, noise=noise, vignetting=vignetting, psf=psf,
         psf_bank=str(psf_bank) if psf_bank is not None else None, bank_share=bank_share, tone=tone,
-        exposure=parse_range(exposure, "--exposure"), linear=linear,
+        exposure=parse_range(exposure, "exposure"), linear=linear,
     )
     manifest, report = make_dataset(
         out, images=images, depth=depth, size=parse_size(size), split=parse_split(split, count),

@@ -74,8 +74,7 @@ def train_cmd(
     if gpus > 1:
         sys.exit(_launch(gpus))
     from dpdeblur.errors import UsageError
-    from dpdeblur.train import fit, load_run_config, parse_model_config, resolve_config
-    from dpdeblur.train.config import TrainConfig
+    from dpdeblur.train import fit, parse_model_config, resolve_config, resume_config
 
     def s(p):
         return None if p is None else str(p)
@@ -93,11 +92,7 @@ def train_cmd(
     )
     if out is None:
         raise UsageError("--out RUNDIR is required (the run's checkpoints and logs go there)")
-    if resume:
-        given = {k: v for k, v in flags.items() if v is not None}
-        cfg = TrainConfig.from_dict({**load_run_config(out), **given})
-    else:
-        cfg = resolve_config(flags, config)
+    cfg = resume_config(out, flags) if resume else resolve_config(flags, config)
     try:
         result = fit(cfg, resume=resume)
     except KeyboardInterrupt:

@@ -143,7 +143,7 @@ def _first_existing(root: Path, *options: tuple[str, str]) -> tuple[Path, Path]:
             return root / b, root / s
     raise DataError(
         f"{root}: none of the expected folder pairs exists ({', '.join(f'{b} + {s}' for b, s in options)}); "
-        "check --data-root"
+        "check data_root (the folder holding the data set)", settings=("data_root",)
     )
 
 
@@ -241,9 +241,10 @@ class _UserFolders(Layout):
 
     def folders(self, blur=None, sharp=None, left=None, right=None) -> dict[str, Path]:
         if sharp is None or (blur is None and (left is None or right is None)):
-            raise UsageError("--dataset folder needs --sharp DIR and --blur DIR, or --left DIR --right DIR (views)")
+            raise UsageError("dataset folder needs sharp DIR and blur DIR, or left DIR right DIR (views)",
+                             settings=("dataset", "sharp", "blur", "left", "right"))
         if (left is None) != (right is None):
-            raise UsageError("--left and --right go together")
+            raise UsageError("left and right go together", settings=("left", "right"))
         out = {"sharp": Path(sharp)}
         if blur is not None:
             out["blur"] = Path(blur)
@@ -271,7 +272,8 @@ class _Pixel4(Layout):
         """Ids of the scenes that have both views and a reference (sorted)."""
         root = Path(root)
         if not root.is_dir():
-            raise DataError(f"{root}: folder not found; point --data-root at a Pixel 4 root ({self.summary})")
+            raise DataError(f"{root}: folder not found; point data_root at a Pixel 4 root ({self.summary})",
+                            settings=("data_root",))
         tail = f"{view_stem('', 'left', LONG)}.png"  # "_left.png"
         ids = sorted(p.name[: -len(tail)] for p in root.glob(f"*{tail}"))
         ok = [i for i in ids if self.view_path(root, i, "right").is_file() and self.gt_path(root, i).is_file()]

@@ -207,8 +207,8 @@ class PatchDataset(Dataset):
             if missing:
                 from dpdeblur.errors import DataError, few
 
-                raise DataError(f"--flow-cache {flow_dir}: no flow for {len(missing)} pairs ({few(missing)}); "
-                                "run `dpdeblur align` on this data set first")
+                raise DataError(f"flow_cache {flow_dir}: no flow for {len(missing)} pairs ({few(missing)}); "
+                                "run `dpdeblur align` on this data set first", settings=("flow_cache",))
 
     def _slide_windows(self, overlap: float, drop_flat: float) -> list[tuple[int, int, int]]:
         p = self.patch

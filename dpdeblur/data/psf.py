@@ -198,12 +198,13 @@ class PSFBank:
     def load(cls, path: str | Path) -> "PSFBank":
         path = Path(path)
         if not path.exists():
-            raise InputError(f"{path}: not found; --psf-bank takes a folder with {' and '.join(BANK_FILES)}")
+            raise InputError(f"{path}: not found; psf_bank takes a folder with {' and '.join(BANK_FILES)}", settings=("psf_bank",))
         folder = path if path.is_dir() else path.parent
         files = [folder / f for f in BANK_FILES]
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
-            raise InputError(f"{missing[0]}: not found; --psf-bank takes a folder with {' and '.join(BANK_FILES)}")
+            raise InputError(f"{missing[0]}: not found; psf_bank takes a folder with {' and '.join(BANK_FILES)}",
+                             settings=("psf_bank",))
         try:
             left, right = (np.load(f, allow_pickle=False) for f in files)
         except (OSError, ValueError) as e:

@@ -50,7 +50,8 @@ def _images(d: Path, role: str = "") -> dict[str, Path]:
     roles, a folder that holds both views (``<id>_L`` and ``<id>_R`` side by side) contributes
     only its files of that view; two files with one id are an error."""
     if not d.is_dir():
-        raise DataError(f"{d}: folder not found; check --data-root and the data set layout (dpdeblur train --help)")
+        raise DataError(f"{d}: folder not found; check data_root and the folders of the data set's layout",
+                        settings=("data_root",))
     files = [p for p in sorted(d.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")]
     if role in ("left", "right"):
         side = {p: (m.side if (m := match_view(p.stem)) else None) for p in files}
@@ -64,7 +65,8 @@ def _images(d: Path, role: str = "") -> dict[str, Path]:
             clashes.append(f"{out[key].name} and {p.name}")
         out[key] = p
     if clashes:
-        raise DataError(f"{d}: files that pair as the same image: {few(clashes)}; keep one per id (or split views into --left/--right folders)")
+        raise DataError(f"{d}: files that pair as the same image: {few(clashes)}; keep one per id (or give the views as separate left and right folders)",
+                        settings=("left", "right"))
     return out
 
 
@@ -104,7 +106,7 @@ def find_pairs(
     if layout is FOLDER:
         return _pair(FOLDER.name, split, FOLDER.folders(blur=blur, sharp=sharp, left=left, right=right))
     if root is None:
-        raise UsageError(f"--dataset {layout.name} needs --data-root DIR")
+        raise UsageError(f"dataset {layout.name} needs data_root DIR", settings=("dataset", "data_root"))
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: data root not found; pass the folder that holds the {layout.name} data set")
@@ -122,9 +124,8 @@ def check_fit(images: ImageSet, card) -> None:
     if card.layout == "dp" and not images.has_views:
         raise DataError(
             f"model {card.name} takes dual-pixel views ({' + '.join(card.views)}) but data set "
-            f"{images.name!r} has single blurry images; use a dual-pixel set (dpdd, folder --left/--right) "
-            "or a single-image model"
-        )
+            f"{images.name!r} has single blurry images; use a dual-pixel set (dpdd, or folder with left and right views) "
+            "or a single-image model", settings=("left", "right"))
 
 
 def _size(path: Path) -> tuple[int, int] | None:
@@ -165,8 +166,8 @@ def check_readable(images: ImageSet, min_size: int = 0) -> ImageSet:
     if mismatched:
         msgs.append(f"pairs of different sizes: {few(mismatched)}")
     if small:
-        msgs.append(f"images smaller than the {min_size}px patch: {few(small)} (lower --patch)")
+        msgs.append(f"images smaller than the {min_size}px patch: {few(small)} (set patch to at most their smallest side)")
     if msgs:
-        raise DataError(f"{images.name} {images.split}: " + "; ".join(msgs))
+        raise DataError(f"{images.name} {images.split}: " + "; ".join(msgs), settings=("patch",) if small else ())
     images.sizes = sizes
     return images

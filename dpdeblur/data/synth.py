@@ -122,23 +122,23 @@ class SynthParams:
 
     def check(self) -> "SynthParams":
         if not (0 <= self.max_radius <= 64):
-            raise UsageError(f"--max-radius {self.max_radius}: use 0 to 64 pixels")
+            raise UsageError(f"max_radius {self.max_radius}: use 0 to 64 pixels", settings=("max_radius",))
         if self.depth_kind not in DEPTH_KINDS:
-            raise UsageError(f"depth kind {self.depth_kind!r}: choose {' or '.join(DEPTH_KINDS)}")
+            raise UsageError(f"depth_kind {self.depth_kind!r}: choose {' or '.join(DEPTH_KINDS)}", settings=("depth_kind",))
         if self.focus is not None and not (self.focus > 0 or self.depth_kind == "disparity"):
-            raise UsageError(f"--focus {self.focus}: a focus distance must be > 0")
+            raise UsageError(f"focus {self.focus}: must be > 0 (a distance in depth-map units)", settings=("focus",))
         if not (0 <= self.noise <= 0.5):
-            raise UsageError(f"--noise {self.noise}: use 0 to 0.5 (fraction of full scale)")
+            raise UsageError(f"noise {self.noise}: use 0 to 0.5 (fraction of full scale)", settings=("noise",))
         if not (0 <= self.vignetting < 1):
-            raise UsageError(f"--vignetting {self.vignetting}: use 0 to <1")
+            raise UsageError(f"vignetting {self.vignetting}: use 0 to <1", settings=("vignetting",))
         if self.radius_step <= 0:
             raise UsageError("radius_step must be > 0")
         if self.psf not in PSF_KINDS:
-            raise UsageError(f"--psf {self.psf!r}: choose {' or '.join(PSF_KINDS)}")
+            raise UsageError(f"psf {self.psf!r}: choose {' or '.join(PSF_KINDS)}", settings=("psf",))
         if self.tone not in TONES:
-            raise UsageError(f"--tone {self.tone!r}: choose one of {', '.join(TONES)}")
+            raise UsageError(f"tone {self.tone!r}: choose one of {', '.join(TONES)}", settings=("tone",))
         if self.exposure is not None and not (0 < self.exposure[0] <= self.exposure[1] <= 4):
-            raise UsageError(f"--exposure {self.exposure}: write LO,HI with 0 < LO <= HI <= 4")
+            raise UsageError(f"exposure {self.exposure}: write LO,HI with 0 < LO <= HI <= 4", settings=("exposure",))
         if self.psf_bank is not None:
             from dpdeblur.data.psf import PSFBank
 
@@ -579,7 +579,7 @@ def _find_depth(depth_dir: Path, image: Path) -> Path:
         p = depth_dir / (image.stem + ext)
         if p.is_file():
             return p
-    raise InputError(f"{image}: no depth map {depth_dir / image.stem}.{{npy,npz,pfm,png,tif}}; add one or drop --depth")
+    raise InputError(f"{image}: no depth map {depth_dir / image.stem}.{{npy,npz,pfm,png,tif}}; add one, or make the data set without depth maps")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -587,20 +587,20 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise UsageError(f"--size {text!r}: write WIDTHxHEIGHT, e.g. 512x384") from None
+        raise UsageError(f"size {text!r}: write WIDTHxHEIGHT, e.g. 512x384", settings=("size",)) from None
     if not (16 <= w <= 8192 and 16 <= h <= 8192):
-        raise UsageError(f"--size {text}: each side must be 16 to 8192 pixels")
+        raise UsageError(f"size {text}: each side must be 16 to 8192 pixels", settings=("size",))
     return w, h
 
 
-def parse_range(text: str | None, option: str) -> tuple[float, float] | None:
-    """``'0.2,1.0'`` -> (0.2, 1.0); ``'none'`` / None -> None."""
+def parse_range(text: str | None, setting: str) -> tuple[float, float] | None:
+    """``'0.2,1.0'`` -> (0.2, 1.0); ``'none'`` / None -> None; ``setting``: its name in a usage error."""
     if text is None or text.strip().lower() == "none":
         return None
     try:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
-        raise UsageError(f"{option} {text!r}: write LO,HI, e.g. 0.2,1.0, or none") from None
+        raise UsageError(f"{setting} {text!r}: write LO,HI, e.g. 0.2,1.0, or none", settings=(setting,)) from None
     return lo, hi
 
 
@@ -608,17 +608,17 @@ def parse_split(text: str | None, count: int) -> dict[str, int]:
     """``'train=80,val=10,test=10'`` -> counts; None -> ``count`` split 80/10/10."""
     if text is None:
         if count < 1:
-            raise UsageError(f"--count {count}: must be at least 1")
+            raise UsageError(f"count {count}: must be at least 1", settings=("count",))
         val = test = count // 10
         return {"train": count - val - test, "val": val, "test": test}
     out = dict.fromkeys(SPLITS, 0)
     for part in text.split(","):
         k, _, v = part.partition("=")
         if k.strip() not in SPLITS or not v.strip().isdigit():
-            raise UsageError(f"--split {text!r}: write e.g. train=80,val=10,test=10")
+            raise UsageError(f"split {text!r}: write e.g. train=80,val=10,test=10", settings=("split",))
         out[k.strip()] = int(v)
     if sum(out.values()) < 1:
-        raise UsageError(f"--split {text!r}: at least one image")
+        raise UsageError(f"split {text!r}: at least one image", settings=("split",))
     return out
 
 
@@ -630,7 +630,8 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         raise UsageError(f"{out}: exists and is not a folder; choose another output folder")
     present = [p for p in ours if p.exists()]
     if present and not overwrite:
-        raise UsageError(f"{out}: already holds a data set ({present[0].name}); pass --overwrite or choose another folder")
+        raise UsageError(f"{out}: already holds a data set ({present[0].name}); set overwrite to replace it or choose another folder",
+                         settings=("overwrite",))
     for p in present:
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     out.mkdir(parents=True, exist_ok=True)
@@ -675,11 +676,11 @@ def make_dataset(
     split = split or parse_split(None, count)
     out = Path(out)
     if images is not None and not Path(images).is_dir():
-        raise InputError(f"--images {images}: no such folder; give a folder of sharp images")
+        raise InputError(f"images {images}: no such folder; give a folder of sharp images", settings=("images",))
     if depth is not None and images is None:
-        raise UsageError("--depth needs --images (depth maps are matched to images by file name)")
+        raise UsageError("depth needs images too (maps are matched to the photos by file name)", settings=("depth", "images"))
     if depth is not None and not Path(depth).is_dir():
-        raise InputError(f"--depth {depth}: no such folder; give a folder of depth maps named like the images")
+        raise InputError(f"depth {depth}: no such folder; give a folder of maps named like the photos", settings=("depth",))
     user = src.folder_sources(images) if images is not None else None
     procedural = src.procedural_sources(size)
     pools = {

@@ -62,12 +62,12 @@ def paired_folders(blur_dir: str | Path, sharp_dir: str | Path) -> list[Pair]:
 
     b, s = stems(Path(blur_dir)), stems(Path(sharp_dir))
     if not b:
-        raise DataError(f"{blur_dir}: no images; pass the folder of blurry images with --blur")
+        raise DataError(f"{blur_dir}: no images; pass the folder of blurry images as blur", settings=("blur",))
     missing = sorted(set(b) ^ set(s))
     if missing:
         raise DataError(
-            f"{len(missing)} unpaired image(s), e.g. {missing[0]!r}: --blur and --sharp must hold files with the same names"
-        )
+            f"{len(missing)} unpaired image(s), e.g. {missing[0]!r}: blur and sharp must hold files with the same names",
+            settings=("blur", "sharp"))
     return [Pair(k, b[k], s[k]) for k in sorted(b)]
 
 

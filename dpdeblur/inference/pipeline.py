@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from dpdeblur.choices import BIT_DEPTHS, EXT_ALIASES, OUTPUT_EXTS
 from dpdeblur.data.layouts import DPDD, SHORT, match_view, view_id, view_stem
 from dpdeblur.errors import InputError, UsageError, WeightsError
 from dpdeblur.io.images import IMAGE_EXTS, format_of, read_image, to_float, write_image
@@ -42,7 +43,7 @@ __all__ = [
     "deblur",
 ]
 
-from dpdeblur.io.raw import RAW_EXTS, is_sensor_pair
+from dpdeblur.io.raw import RAW_EXTS, STORED_VIEW, is_sensor_pair
 
 
 @dataclass
@@ -149,17 +150,19 @@ def collect_items(
     exts = IMAGE_EXTS + RAW_EXTS
     if left or right:
         if not (left and right):
-            raise UsageError("--left and --right go together; pass both views")
+            raise UsageError("left and right go together; pass both views", settings=("left", "right"))
         if not dual_pixel:
-            raise UsageError("--left/--right are for dual-pixel models; this model takes one image per input")
+            raise UsageError("left and right views are for dual-pixel models; this model takes one image per input",
+                             settings=("left", "right"))
         lp, rp = Path(left), Path(right)
-        for p, opt in ((lp, "--left"), (rp, "--right")):
+        for p, side in ((lp, "left"), (rp, "right")):
             if not p.exists():
-                raise InputError(f"{p}: no such file or folder (given to {opt})")
+                raise InputError(f"{p}: no such file or folder (given as {side} view)", settings=(side,))
         if lp.is_dir() != rp.is_dir():
-            raise UsageError(f"--left {lp} and --right {rp}: pass two files (one pair) or two folders of views")
+            raise UsageError(f"left {lp} and right {rp}: pass two files (one pair) or two folders of views",
+                             settings=("left", "right"))
         if lp.resolve() == rp.resolve():
-            (warn or _warn)(f"--left and --right are the same {'folder' if lp.is_dir() else 'file'} {lp}: "
+            (warn or _warn)(f"the left and right views are the same {'folder' if lp.is_dir() else 'file'} {lp}: "
                             "both views are identical, so the model sees no dual-pixel disparity")
         if lp.is_dir():
             items += _match_views(expand_inputs([lp], exts=IMAGE_EXTS, recursive=recursive),
@@ -242,7 +245,7 @@ def load_item(item: InputItem, dual_pixel: bool, raw_options: dict | None = None
                       alpha=alpha, exif=left.meta.get("exif"), icc=left.meta.get("icc"), meta={"orientation": left.meta.get("orientation", 1)})
     im = read_image(item.paths[0])
     if dual_pixel:
-        raise InputError(f"{item.paths[0]}: a dual-pixel model needs two views (--left/--right or <id>_L/<id>_R files)")
+        raise InputError(f"{item.paths[0]}: a dual-pixel model needs two views (a left and right pair, or <id>_L/<id>_R files)")
     return Loaded(image=im.rgb, bit_depth=im.bit_depth, alpha=im.alpha, exif=im.meta.get("exif"),
                   icc=im.meta.get("icc"), meta={"orientation": im.meta.get("orientation", 1)})
 
@@ -263,8 +266,8 @@ def require_weights(name: str | None, weights: str | Path | None = None) -> None
     if resolve_weights(card) is None:
         where = f" (looked for {card.weights} in $DPDEBLUR_WEIGHTS_DIR, ~/.cache/dpdeblur/weights, assets/weights)" if card.weights else ""
         raise WeightsError(
-            f"model {card.name} has no weights{where}; pass --weights FILE, "
-            f"or train them with `dpdeblur train --model {card.name}`")
+            f"model {card.name} has no weight file{where}; pass weights FILE, "
+            f"or train them with `dpdeblur train --model {card.name}`", settings=("weights",))
 
 
 def load_model(name: str | None = None, weights: str | Path | None = None, model_config: dict[str, Any] | None = None):
@@ -372,36 +375,40 @@ def output_path(item: InputItem, out_dir: str | Path | None, suffix: str = "_deb
             ext = format_of(src) if src.suffix.lower() not in RAW_EXTS else "tif"
         except UsageError:
             ext = "png"
-    ext = {"jpeg": "jpg", "tiff": "tif"}.get(ext.lower().lstrip("."), ext.lower().lstrip("."))
-    if ext not in ("png", "tif", "jpg"):
-        raise UsageError(f"--ext {ext!r}: choose auto, png, tif or jpg")
+    ext = EXT_ALIASES.get(ext.lower().lstrip("."), ext.lower().lstrip("."))
+    if ext not in OUTPUT_EXTS[1:]:
+        raise UsageError(f"ext {ext!r}: choose one of {', '.join(OUTPUT_EXTS)}", settings=("ext",))
     return Path(out_dir or src.parent) / f"{item.stem}{suffix}.{ext}"
 
 
 def check_output_options(ext: str = "auto", bit_depth: str | int = "auto", quality: int = 95,
                          suffix: str = "_deblurred") -> None:
-    """Usage errors for ``--ext``, ``--bit-depth``, ``--quality`` and ``--suffix`` (checked before any work)."""
+    """Usage errors for ``ext``, ``bit_depth``, ``quality`` and ``suffix`` (checked before any work)."""
     import os
 
     seps = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
     if any(c in suffix for c in seps) or "\0" in suffix:
-        raise UsageError(f"--suffix {suffix!r}: no path separators; use -o DIR to write elsewhere")
-    if ext.lower().lstrip(".") not in ("auto", "png", "tif", "tiff", "jpg", "jpeg"):
-        raise UsageError(f"--ext {ext!r}: choose auto, png, tif or jpg")
-    if str(bit_depth) not in ("auto", "8", "16"):
-        raise UsageError(f"--bit-depth {bit_depth!r}: choose auto, 8 or 16")
+        raise UsageError(f"suffix {suffix!r}: no path separators; choose another folder with out_dir DIR",
+                         settings=("suffix", "out_dir"))
+    if ext.lower().lstrip(".") not in (*OUTPUT_EXTS, *EXT_ALIASES):
+        raise UsageError(f"ext {ext!r}: choose one of {', '.join(OUTPUT_EXTS)}", settings=("ext",))
+    if str(bit_depth) not in BIT_DEPTHS:
+        raise UsageError(f"bit_depth {bit_depth!r}: choose one of {', '.join(BIT_DEPTHS)}", settings=("bit_depth",))
     if not 1 <= int(quality) <= 100:
-        raise UsageError(f"--quality {quality}: choose 1..100")
+        raise UsageError(f"quality {quality}: choose 1..100", settings=("quality",))
 
 
 def check_deblur_options(*, ext: str = "auto", bit_depth: str | int = "auto", quality: int = 95,
                          suffix: str = "_deblurred", tile: int | None = None, overlap: int = 64, blend: str = "hann",
-                         tile_batch: int = 1, device: str = "auto", precision: str = "auto") -> None:
-    """Every option of ``dpdeblur deblur`` checked before any work (usage errors naming the option)."""
+                         tile_batch: int = 1, device: str = "auto", precision: str = "auto",
+                         stored_view: str = STORED_VIEW) -> None:
+    """Every option of ``dpdeblur deblur`` checked before any work (usage errors naming the setting)."""
+    from dpdeblur.io.raw import check_raw_options
     from dpdeblur.inference.device import resolve_device, resolve_precision
     from dpdeblur.inference.tiling import check_tiling
 
     check_output_options(ext, bit_depth, quality, suffix)
+    check_raw_options(stored_view)
     check_tiling(tile, overlap, blend, tile_batch)
     resolve_precision(precision, resolve_device(device))
 
@@ -420,10 +427,11 @@ def plan_outputs(items: Sequence[InputItem], out_dir: str | Path | None = None, 
         if key in inputs:
             raise UsageError(
                 f"output {out} is the input {inputs[key]}; it would be overwritten: "
-                "use a non-empty --suffix, another --ext or -o DIR")
+                "set suffix (non-empty), ext (another format) or out_dir (another folder)",
+                settings=("suffix", "ext", "out_dir"))
         if key in targets and not it.error:
             it = InputItem(it.name, it.stem, it.kind, it.paths, error=(
-                f"{it.name}: output {out} would also be written by {targets[key]}; rename one or use separate -o folders"))
+                f"{it.name}: output {out} would also be written by {targets[key]}; rename one or write them to separate folders"))
         targets.setdefault(key, it.name)
         plan.append((it, out))
     return plan

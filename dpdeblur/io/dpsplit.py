@@ -17,7 +17,7 @@ from pathlib import Path
 from dpdeblur.choices import WIGGLE_FORMATS
 from dpdeblur.data.layouts import DPDD, LONG, get_layout, list_layouts, view_id
 from dpdeblur.errors import InputError, UsageError, few
-from dpdeblur.io.raw import PAIR_EXTS, RAW_EXTS, is_pair_file, read_dual_pixel
+from dpdeblur.io.raw import PAIR_EXTS, RAW_EXTS, check_raw_options, is_pair_file, read_dual_pixel
 from dpdeblur.utils.batch import ItemResult, expand_inputs
 
 __all__ = ["LAYOUTS", "SPLITS", "WIGGLE_FORMATS", "item_id", "output_paths", "dual_pixel_inputs", "split_dual_pixel",
@@ -37,11 +37,11 @@ def output_paths(path: str | Path, outdir: str | Path, layout: str = "flat", spl
     """Where one input's files go: keys ``left``, ``right``, ``combined``, ``meta``, ``mask``
     (+ ``wiggle`` when a wiggle format is given)."""
     if layout not in LAYOUTS:
-        raise UsageError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        raise UsageError(f"layout {layout!r}: choose one of {', '.join(LAYOUTS)}", settings=("layout",))
     if split not in SPLITS:
-        raise UsageError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+        raise UsageError(f"split {split!r}: choose one of {', '.join(SPLITS)}", settings=("split",))
     if wiggle is not None and wiggle not in WIGGLE_FORMATS:
-        raise UsageError(f"--wiggle must be one of {', '.join(WIGGLE_FORMATS)}, got {wiggle!r}")
+        raise UsageError(f"wiggle {wiggle!r}: choose one of {', '.join(WIGGLE_FORMATS)}", settings=("wiggle",))
     i, o = item_id(path), Path(outdir)
     paths = (DPDD.item_paths(o, split, i, wiggle) if layout == DPDD.name
              else get_layout(layout).item_paths(o, i, wiggle))
@@ -96,16 +96,8 @@ def dual_pixel_inputs(inputs, recursive: bool = False) -> list[Path]:
 def check_split_options(layout: str = "flat", split: str = "test", stored_view: str = "right", scale: float = 1.0,
                         black_level: int | None = None, white_level: int | None = None, wiggle: str | None = None) -> None:
     """Usage errors for ``split-dp``'s options, before any file is read (also contradicting levels)."""
-    if stored_view not in ("left", "right"):
-        raise UsageError(f"--stored-view must be left or right, got {stored_view!r}")
-    if not 0.0 < scale <= 1.0:
-        raise UsageError(f"--scale must be in (0, 1], got {scale}")
-    for name, v in (("--black-level", black_level), ("--white-level", white_level)):
-        if v is not None and not 0 <= v <= 65535:
-            raise UsageError(f"{name} {v}: must be in 0..65535")
-    if black_level is not None and white_level is not None and black_level >= white_level:
-        raise UsageError(f"--black-level {black_level} must be below --white-level {white_level}")
-    output_paths("x.dng", ".", layout, split, wiggle)  # --layout / --split / --wiggle
+    check_raw_options(stored_view, scale, black_level, white_level)
+    output_paths("x.dng", ".", layout, split, wiggle)  # layout / split / wiggle
 
 
 def split_dual_pixel(

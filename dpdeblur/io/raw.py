@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dpdeblur.choices import VIEWS
 from dpdeblur.data.layouts import LONG, match_view, view_stem
 from dpdeblur.errors import InputError, UsageError
 from dpdeblur.io.dualpixel import (
@@ -31,6 +32,7 @@ from dpdeblur.io.dualpixel import (
 __all__ = [
     "RAW_EXTS", "PAIR_EXTS", "STORED_VIEW", "DualPixelViews", "RawFrame",
     "read_dual_pixel", "read_raw_frames", "load_flat_field", "pair_paths", "is_pair_file", "is_sensor_pair",
+    "check_raw_options",
 ]
 
 RAW_EXTS = (".cr2", ".cr3", ".dng")
@@ -314,6 +316,22 @@ def load_flat_field(flat_field, black_level=None, white_level=None) -> FlatField
                                 PIXEL_WHITE if white_level is None else white_level)
 
 
+def check_raw_options(stored_view: str = STORED_VIEW, scale: float = 1.0, black_level: int | None = None,
+                      white_level: int | None = None) -> None:
+    """Usage errors for the options of :func:`read_dual_pixel` (``deblur`` and ``split-dp`` check
+    them before any file is read), naming the settings."""
+    if stored_view not in VIEWS:
+        raise UsageError(f"stored_view {stored_view!r}: choose {' or '.join(VIEWS)}", settings=("stored_view",))
+    if not 0.0 < scale <= 1.0:
+        raise UsageError(f"scale {scale}: must be in (0, 1]", settings=("scale",))
+    for name, v in (("black_level", black_level), ("white_level", white_level)):
+        if v is not None and not 0 <= v <= 65535:
+            raise UsageError(f"{name} {v}: must be in 0..65535", settings=(name,))
+    if black_level is not None and white_level is not None and black_level >= white_level:
+        raise UsageError(f"black_level {black_level} must be below white_level {white_level}",
+                         settings=("black_level", "white_level"))
+
+
 def read_dual_pixel(
     path: str | Path,
     stored_view: str = STORED_VIEW,
@@ -340,10 +358,7 @@ def read_dual_pixel(
         linear: return linear values instead of sRGB-encoded ones.
     """
     path = Path(path)
-    if stored_view not in ("left", "right"):
-        raise UsageError(f"stored view must be 'left' or 'right', got {stored_view!r}")
-    if not 0.0 < scale <= 1.0:
-        raise UsageError(f"scale must be in (0, 1], got {scale}")
+    check_raw_options(stored_view, scale, black_level, white_level)
     ff = load_flat_field(flat_field, black_level, white_level)
     if is_pair_file(path):
         return _read_pair(path, ff, scale, black_level, white_level, linear)

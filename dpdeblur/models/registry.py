@@ -267,8 +267,8 @@ def create_model(
             from dpdeblur.errors import WeightsError
 
             raise WeightsError(
-                f"model {card.name} has no bundled weights; pass --weights FILE "
-                f"(train your own with `dpdeblur train --model {card.name}`)"
+                f"model {card.name} has no bundled weights; pass weights FILE "
+                f"(train your own with `dpdeblur train --model {card.name}`)", settings=("weights",)
             )
         weights, sha = path, card.weights_sha256
     card, overrides = resolve_model(name, weights, overrides)
@@ -279,8 +279,8 @@ def create_model(
     if unknown:
         from dpdeblur.errors import ModelConfigError
 
-        raise ModelConfigError(f"--model-config {', '.join(unknown)}: not an option of {card.name}; "
-                               f"valid keys: {_describe(valid)}")
+        raise ModelConfigError(f"model_config {', '.join(unknown)}: not an option of {card.name}; "
+                               f"valid keys: {_describe(valid)}", settings=("model_config",))
     try:
         if device is not None:
             with torch.device(device):
@@ -294,8 +294,8 @@ def create_model(
 
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         given = ",".join(f"{k}={v!r}" for k, v in overrides.items())
-        raise ModelConfigError(f"--model-config {given}: {card.name} cannot be built ({msg}); "
-                               f"valid keys (defaults): {_describe(valid)}") from None
+        raise ModelConfigError(f"model_config {given}: {card.name} cannot be built ({msg}); "
+                               f"valid keys (defaults): {_describe(valid)}", settings=("model_config",)) from None
     model.card = card
     model.model_config = overrides
     if weights is not None:

@@ -81,9 +81,9 @@ def check_weights_file(path: str | Path) -> str:
     (``safetensors`` or ``torch``) or raises :class:`WeightsError` naming the real problem."""
     path = Path(path)
     if path.is_dir():
-        raise WeightsError(f"{path}: is a folder; --weights takes a .safetensors/.pt file")
+        raise WeightsError(f"{path}: is a folder; weights takes a .safetensors/.pt file", settings=("weights",))
     if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found; check the path passed to --weights")
+        raise WeightsError(f"{path}: weights file not found; check the path given as weights (a .safetensors/.pt file)", settings=("weights",))
     kind = _sniff(path)
     if kind is None:
         raise WeightsError(f"{path}: not a weights file (neither safetensors nor a PyTorch checkpoint); "
@@ -167,7 +167,7 @@ def load_weights(model, path: str | Path, sha256: str | None = None, strict: boo
             parts.append(f"shape mismatch: {few(shapes, 5)}")
         raise WeightsError(
             f"{path}: weights do not fit model {name} ({'; '.join(parts)}); "
-            "pick the --model these weights were trained for"
+            "pick the model these weights were trained for", settings=("model",)
         )
     model.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=strict)
 

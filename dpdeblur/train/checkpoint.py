@@ -94,7 +94,7 @@ def load_state(path: str | Path, map_location="cpu") -> dict[str, Any]:
     """Load a ``*.state.pt`` with ``weights_only=True``; a clear error if missing or corrupt."""
     path = Path(path)
     if not path.is_file():
-        raise DpdeblurError(f"{path}: no checkpoint to resume from; train without --resume first")
+        raise DpdeblurError(f"{path}: no checkpoint to resume from; train without resume first", settings=("resume",))
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:

@@ -16,7 +16,8 @@ from dpdeblur.models.registry import parse_model_config  # noqa: F401 (re-export
 from dpdeblur.choices import SCHEDULES
 from dpdeblur.errors import UsageError
 
-__all__ = ["TrainConfig", "RECIPES", "RECIPE_FOR_FAMILY", "resolve_config", "load_config_file", "parse_model_config"]
+__all__ = ["TrainConfig", "RECIPES", "RECIPE_FOR_FAMILY", "resolve_config", "resume_config", "load_run_config",
+           "load_config_file", "parse_model_config"]
 
 # Where a paper is silent (batch size, cosine floor) the choice is ours; see train-readme.
 RECIPES: dict[str, dict[str, Any]] = {
@@ -149,6 +150,34 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a table of settings")
     return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def load_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The settings a run was started with (``<run>/config.json``); a usage error naming the
+    file when it is missing, unreadable or not a table of settings."""
+    run = Path(run_dir)
+    if run.exists() and not run.is_dir():
+        raise UsageError(f"out {run}: is a file, not a training run folder", settings=("out",))
+    p = run / "config.json"
+    if not p.is_file():
+        raise UsageError(f"{run}: no config.json; is this a dpdeblur training run folder? (train without resume first)",
+                         settings=("resume",))
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+        raise UsageError(f"{p}: unreadable run settings ({why}); restore the file or start a new run") from None
+    if not isinstance(d, dict):
+        raise UsageError(f"{p}: not a table of run settings; restore the file or start a new run")
+    return d
+
+
+def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The configuration of a resumed run: the settings it was started with (``config.json``)
+    with ``overrides`` (settings given again; None = not given) on top, checked like a new one.
+    What a checkpoint depends on cannot change (:func:`dpdeblur.train.loop.check_resume`)."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return TrainConfig.from_dict({**load_run_config(run_dir), **given})
 
 
 def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = None) -> TrainConfig:

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from dpdeblur.errors import DataError, DpdeblurError, UsageError
 from dpdeblur.models.weights import model_metadata
 from dpdeblur.train.checkpoint import get_rng_state, load_state, save_checkpoint, set_rng_state
-from dpdeblur.train.config import TrainConfig
+from dpdeblur.train.config import TrainConfig, load_run_config
 from dpdeblur.train.dist import DistEnv, all_reduce_, barrier, pick_device
 from dpdeblur.utils.atomic import atomic_write_text
 
@@ -76,25 +76,6 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     return cfg.lr
 
 
-def load_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """The settings a run was started with (``<run>/config.json``); a usage error naming the
-    file when it is missing, unreadable or not a table of settings."""
-    run = Path(run_dir)
-    if run.exists() and not run.is_dir():
-        raise UsageError(f"--out {run}: is a file, not a training run folder")
-    p = run / "config.json"
-    if not p.is_file():
-        raise UsageError(f"{run}: no config.json; is this a dpdeblur training run folder? (train without --resume first)")
-    try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
-        raise UsageError(f"{p}: unreadable run settings ({why}); restore the file or start a new run") from None
-    if not isinstance(d, dict):
-        raise UsageError(f"{p}: not a table of run settings; restore the file or start a new run")
-    return d
-
-
 #: Settings a resumed run cannot change: the checkpoint's tensors depend on them.
 FIXED_ON_RESUME = ("model", "model_config", "jdrl", "loss", "optimizer", "ema", "batch_size", "seed")
 
@@ -104,13 +85,13 @@ def check_resume(cfg: TrainConfig, run_dir: str | Path) -> None:
     run = Path(run_dir)
     saved = load_run_config(run)
     if not (run / "last.state.pt").is_file():
-        raise UsageError(f"{run}: no checkpoint to resume from (last.state.pt); train without --resume first")
+        raise UsageError(f"{run}: no checkpoint to resume from (last.state.pt); train without resume first", settings=("resume",))
     now = json.loads(json.dumps(cfg.to_dict()))  # as config.json holds it (tuples -> lists)
     changed = [k for k in FIXED_ON_RESUME if k in saved and saved[k] != now[k]]
     if changed:
         diff = "; ".join(f"{k}: run {saved[k]!r}, now {now[k]!r}" for k in changed)
-        raise UsageError(f"{run}: --resume cannot change {', '.join(changed)} ({diff}); "
-                         "drop those options or start a new run with another --out")
+        raise UsageError(f"{run}: a resumed run cannot change {', '.join(changed)} ({diff}); "
+                         "drop those settings or start a new run in another out folder", settings=("out",))
 
 
 def amp_enabled(cfg: TrainConfig, device: torch.device) -> bool:
@@ -123,7 +104,7 @@ def last_checkpoint(run_dir: str | Path) -> str:
     run = Path(run_dir)
     state = run / "last.state.pt"
     if not state.is_file():
-        return f"no checkpoint was saved yet in {run}; start the run again (without --resume)"
+        return f"no checkpoint was saved yet in {run}; start the run again from the beginning"
     step = None
     try:
         from safetensors import safe_open
@@ -231,7 +212,7 @@ class _Log:
 
                 self.tb = SummaryWriter(str(run_dir / "tb"))
             except ImportError:
-                warnings.warn("--tensorboard: the tensorboard package is not installed; logging JSONL only", stacklevel=2)
+                warnings.warn("tensorboard: the tensorboard package is not installed; logging JSONL only", stacklevel=2)
         if cfg.progress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -321,7 +302,8 @@ class Trainer:
         if self.resuming:
             check_resume(cfg, self.run_dir)
         elif (self.run_dir / "last.state.pt").exists():
-            raise UsageError(f"{self.run_dir} already holds a training run; pass --resume to continue it or choose another --out")
+            raise UsageError(f"{self.run_dir} already holds a training run; pass resume to continue it or choose another out folder",
+                             settings=("resume", "out"))
 
     def setup(self) -> "Trainer":
         """Checks, processes, data, model, criterion, optimiser, EMA; the checkpoint when
@@ -342,7 +324,8 @@ class Trainer:
         self.sampler = ResumableSampler(self.train_ds, env.rank, env.world, shuffle=True, seed=cfg.seed)
         self.spe = self.sampler.num_samples // cfg.batch_size
         if self.spe == 0:
-            raise DataError(f"only {len(self.train_ds)} training patches per process, fewer than --batch-size {cfg.batch_size}")
+            raise DataError(f"only {len(self.train_ds)} training patches per process, fewer than batch_size {cfg.batch_size}; lower batch_size or add data",
+                            settings=("batch_size",))
         self.total = cfg.epochs * self.spe
         self.end = min(self.total, cfg.max_steps) if cfg.max_steps else self.total
 
@@ -430,9 +413,9 @@ class Trainer:
             self.log.write({"event": "nonfinite", "step": self.step, "in_a_row": self.nonfinite})
             if self.nonfinite >= cfg.max_nonfinite:
                 raise DpdeblurError(
-                    f"the loss was non-finite {self.nonfinite} steps in a row (step {self.step}); lower --lr, set "
-                    f"--clip, or resume from {self.run_dir / 'last.state.pt'} (last good checkpoint)"
-                )
+                    f"the loss was non-finite {self.nonfinite} steps in a row (step {self.step}); lower lr (now {cfg.lr:g}), "
+                    f"set clip (e.g. 1.0), or resume from {self.run_dir / 'last.state.pt'} (last good checkpoint)",
+                    settings=("lr", "clip"))
         else:
             self.nonfinite = 0
             self.opt.step()
