@@ -36,7 +36,7 @@ _DMTNET = [
 
 #: weights shipped in assets/weights (model card beside them): name -> (file, sha256)
 BUNDLED = {
-    "dmtnet-t": ("dmtnet-t-synth.safetensors", "b342c8da2a5c8049b96768c92b45530d3ebc185fd4ccfc7de6ff0d26a27bf867"),
+    "dmtnet-t": ("dmtnet-t-dpsynth.safetensors", "3dca055e0259105545c7624a4b774a184c2c0f3c0f5a32e964fd50f6b0cac6ee"),
 }
 
 for name, nd, params, macs, pp, pm, psnr, ssim, mae in _DMTNET:
