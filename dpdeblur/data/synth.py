@@ -140,9 +140,7 @@ class SynthParams:
         if self.exposure is not None and not (0 < self.exposure[0] <= self.exposure[1] <= 4):
             raise UsageError(f"exposure {self.exposure}: write LO,HI with 0 < LO <= HI <= 4", settings=("exposure",))
         if self.psf_bank is not None:
-            from dpdeblur.data.psf import PSFBank
-
-            PSFBank.load(self.psf_bank)  # a bad bank is a usage error before any work
+            _bank(str(self.psf_bank))  # a bad bank fails before any work (loaded once, cached)
         for name in ("gray", "bits8", "bank_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UsageError(f"{name} {getattr(self, name)}: a probability in [0, 1]")
