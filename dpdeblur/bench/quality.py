@@ -94,21 +94,17 @@ def scene_labels(root: str | Path | None, scene_list: str | Path | None = None) 
     return labels
 
 
-def _t(a: np.ndarray):
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).permute(2, 0, 1)[None]
-
-
 def score_image(pred: np.ndarray, gt: np.ndarray, ssim_window: str = "wang", lpips=None) -> dict[str, float]:
     """PSNR / SSIM / MAE (and LPIPS when ``lpips`` is a callable) of ``pred`` against ``gt``,
     both :math:`(H, W, 3)` floats in [0, 1]; computed in float64, ``pred`` clamped to [0, 1]."""
-    from dpdeblur.metrics import compute_metrics
+    from dpdeblur.metrics import compute_metrics_np
 
-    p, g = _t(pred), _t(gt)
-    out = {k: float(v[0]) for k, v in compute_metrics(p, g, ssim_window).items()}
+    out = compute_metrics_np(pred, gt, ssim_window)
     if lpips is not None:
-        out["lpips"] = float(lpips(p.float().clamp(0, 1), g.float())[0])
+        from dpdeblur.metrics.image import _to_tensor
+
+        p, g = _to_tensor(pred)[None].float(), _to_tensor(gt)[None].float()
+        out["lpips"] = float(lpips(p.clamp(0, 1), g)[0])
     return out
 
 

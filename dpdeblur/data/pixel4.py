@@ -158,14 +158,12 @@ def deform_reference(out: np.ndarray, ref: np.ndarray, estimator=None) -> np.nda
 def score(out_linear: np.ndarray, gt: np.ndarray, ssim_window: str = "wang", deformed: bool = True) -> dict[str, float]:
     """Protocol step 5: PSNR / SSIM / MAE of a linear one-channel result against the reference
     (gain-fitted, sRGB-encoded), plus ``*_deformed`` against the reference warped onto it."""
-    from dpdeblur.bench.quality import score_image
     from dpdeblur.io.dualpixel import srgb_encode
+    from dpdeblur.metrics import compute_metrics_np
 
     o = srgb_encode(out_linear)
     g = srgb_encode(gain_fit(gt, out_linear))
-    rgb = lambda a: np.repeat(a[..., None], 3, axis=2)  # noqa: E731
-    row = score_image(rgb(o), rgb(g), ssim_window)
+    row = compute_metrics_np(o, g, ssim_window)
     if deformed:
-        gd = deform_reference(o, g)
-        row.update({f"{k}_deformed": v for k, v in score_image(rgb(o), rgb(gd), ssim_window).items()})
+        row.update({f"{k}_deformed": v for k, v in compute_metrics_np(o, deform_reference(o, g), ssim_window).items()})
     return row

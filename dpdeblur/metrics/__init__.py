@@ -3,6 +3,7 @@
 from dpdeblur.metrics.image import (
     SSIM_WINDOWS,
     compute_metrics,
+    compute_metrics_np,
     mae,
     mae_np,
     psnr,
@@ -11,4 +12,4 @@ from dpdeblur.metrics.image import (
     ssim_np,
 )
 
-__all__ = ["SSIM_WINDOWS", "compute_metrics", "mae", "mae_np", "psnr", "psnr_np", "ssim", "ssim_np"]
+__all__ = ["SSIM_WINDOWS", "compute_metrics", "compute_metrics_np", "mae", "mae_np", "psnr", "psnr_np", "ssim", "ssim_np"]

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from dpdeblur.choices import SSIM_WINDOWS
 
-__all__ = ["SSIM_WINDOWS", "psnr", "ssim", "mae", "compute_metrics", "psnr_np", "ssim_np", "mae_np"]
+__all__ = ["SSIM_WINDOWS", "psnr", "ssim", "mae", "compute_metrics", "compute_metrics_np", "psnr_np", "ssim_np", "mae_np"]
 
 K1, K2 = 0.01, 0.03
 
@@ -107,6 +107,11 @@ def _to_tensor(a: np.ndarray) -> torch.Tensor:
     if a.ndim != 3:
         raise ValueError(f"expected (H, W, C) or (H, W), got shape {a.shape}")
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
+
+
+def compute_metrics_np(pred: np.ndarray, target: np.ndarray, ssim_window: str = "wang") -> dict[str, float]:
+    """:func:`compute_metrics` of two :math:`(H, W, C)` or :math:`(H, W)` arrays, in float64."""
+    return {k: float(v[0]) for k, v in compute_metrics(_to_tensor(pred)[None], _to_tensor(target)[None], ssim_window).items()}
 
 
 def psnr_np(pred: np.ndarray, target: np.ndarray, data_range: float = 1.0) -> float:
