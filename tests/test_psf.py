@@ -188,3 +188,22 @@ def test_synth_cli_with_a_psf_bank(tmp_path):
     assert r.exit_code == 2 and "LO,HI" in r.output
     r = run(tmp_path / "x", "--tone", "log", "--count", "1")
     assert r.exit_code == 2 and "--tone" in r.output
+
+
+def test_bank_rendering_per_cell_support_equals_whole_frame_rendering():
+    import functools
+
+    from dpdeblur.data import synth
+
+    bank = toy_bank(rows=2, cols=3)
+    rng = np.random.default_rng(2)
+    H, W = 40, 60
+    m = np.zeros((H, W), np.float32)
+    m[10:30, 15:45] = 1
+    layers = [(rng.random((H, W, 3)).astype(np.float32), np.ones((H, W), np.float32), 4.0),
+              (rng.random((H, W, 3)).astype(np.float32), m, -6.0)]
+    optics = [(w, functools.partial(bank.kernels, i)) for i, w in bank.cell_weights((W, H), (0, 0))]
+    got = synth._render(layers, optics)
+    for v in (0, 1):
+        want = sum(w[..., None] * synth.render_layers(layers, psf)[v] for w, psf in optics)
+        np.testing.assert_allclose(got[v], want, atol=1e-6)

@@ -286,14 +286,25 @@ def _optics(params: SynthParams, rng: np.random.Generator, size: tuple[int, int]
 
 
 def _render(layers, optics) -> tuple[np.ndarray, np.ndarray]:
+    """Render with one PSF model, or blend several by their weight maps (PSF banks). Each
+    weighted model is rendered only on its weight's support grown by its largest kernel's
+    reach, which gives the same values there as rendering the whole frame."""
     if len(optics) == 1 and optics[0][0] is None:
         return render_layers(layers, optics[0][1])
     H, W = layers[0][1].shape
     left, right = np.zeros((H, W, 3), np.float32), np.zeros((H, W, 3), np.float32)
     for weight, psf in optics:
-        lv, rv = render_layers(layers, psf)
-        left += weight[..., None] * lv
-        right += weight[..., None] * rv
+        ys, xs = np.nonzero(weight.any(axis=1))[0], np.nonzero(weight.any(axis=0))[0]
+        if not len(ys):
+            continue
+        reach = max(max(k.shape[0] for k in psf(float(r))) // 2 for _, _, r in layers)
+        y0, y1 = max(0, ys[0] - reach), min(H, ys[-1] + 1 + reach)
+        x0, x1 = max(0, xs[0] - reach), min(W, xs[-1] + 1 + reach)
+        box = (slice(y0, y1), slice(x0, x1))
+        lv, rv = render_layers([(rgb[box], alpha[box], r) for rgb, alpha, r in layers], psf)
+        w = weight[box][..., None]
+        left[box] += w * lv
+        right[box] += w * rv
     return left, right
 
 
