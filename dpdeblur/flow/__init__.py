@@ -2,7 +2,6 @@
 (dense, and global affine by ECC)."""
 
 from dpdeblur.flow.affine import AffineFit, align_affine, estimate_affine, warp_affine
-
 from dpdeblur.flow.estimators import DISFlow, FlowEstimator, TorchFlowEstimator, gaussian_blur, get_estimator, register_estimator
 from dpdeblur.flow.warp import calibration_mask, inside_mask, invert_flow, warp
 
