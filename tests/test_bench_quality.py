@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from dpdeblur.bench.quality import LPIPS_SKIPPED, QualityConfig, bench_quality, scene_labels, score_image
 from dpdeblur.bench.report import compare_reports
 from dpdeblur.cli import app
+from dpdeblur.errors import DataError
 from dpdeblur.io.images import read_image, write_image
 from dpdeblur.metrics import mae_np, psnr_np, ssim_np
 from dpdeblur.models.weights import save_weights
@@ -183,3 +184,13 @@ def test_bad_data_root_one_line(tmp_path):
     assert "data root not found" in r.output and len(r.output.strip().splitlines()) == 1
     r = cli("quality", "--dataset", "dpdd", "--data-root", tmp_path, "--ssim", "box")
     assert r.exit_code == 2 and "--ssim" in r.output
+
+
+def test_ids_select_images_in_order(dpdd):
+    rep, _ = bench_quality(QualityConfig("dpdd", dpdd, ids=["s2", "s0", "s2"]))
+    assert [r["id"] for r in rep["per_image"]] == ["s2", "s0"] and rep["rows"][0]["n"] == 2
+    with pytest.raises(DataError, match="no image s9 in dpdd test"):
+        bench_quality(QualityConfig("dpdd", dpdd, ids=["s9"]))
+    r = cli("quality", "--dataset", "dpdd", "--data-root", dpdd, "--ids", "s1", "--json")
+    assert r.exit_code == 0, r.output
+    assert [x["id"] for x in json.loads(r.stdout)["per_image"]] == ["s1"]

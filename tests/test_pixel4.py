@@ -100,7 +100,9 @@ def test_bench_quality_pixel4_rows_cli_and_crops(root, tmp_path):
                                              weights=root / "w.safetensors", model_config={"dim": 12, "blocks": 1, "heads": 2, "window": 4},
                                              tile=0, crops=32))
     rows = {r["model"]: r for r in rep["rows"]}
-    assert set(rows) == {"identity", "dmtnet-t"} and rows["identity"]["n"] == 2
+    assert set(rows) == {"identity", "dmtnet-t", p4.CEILING} and rows["identity"]["n"] == 2
+    # the ceiling row: the reference aligned onto the input, scored plain only, far above the input
+    assert rows[p4.CEILING]["psnr"] > rows["identity"]["psnr"] + 10 and "psnr_deformed" not in rows[p4.CEILING]
     assert {"psnr", "ssim", "mae", "psnr_deformed", "ssim_deformed", "mae_deformed"} <= set(rows["identity"])
     ident = [r for r in rep["per_image"] if r["model"] == "identity"]
     s = p4.load_scene(root, "000", p4.vignetting_gain(root))
@@ -112,9 +114,58 @@ def test_bench_quality_pixel4_rows_cli_and_crops(root, tmp_path):
                                  "--save-images", "1", str(out), "--crop", "24"])
     assert r.exit_code == 0, r.output
     j = json.loads(r.stdout)
-    assert [x["model"] for x in j["rows"]] == ["identity"] and j["meta"]["n_images"] == 2
+    assert [x["model"] for x in j["rows"]] == ["identity", p4.CEILING] and j["meta"]["n_images"] == 2
     r = CliRunner().invoke(app, ["bench", "quality", "--dataset", "pixel4"])
     assert r.exit_code == 2 and "--data-root" in r.output
+
+
+def test_bench_pixel4_scores_chosen_scenes_only(root):
+    rep, _ = bench_quality(QualityConfig(dataset="pixel4", data_root=root, ids=["001"], deformed_gt=False))
+    assert rep["meta"]["n_images"] == 1 and {r["id"] for r in rep["per_image"]} == {"001"}
+    with pytest.raises(DataError, match="no scene 007; scenes here: 000, 001"):
+        bench_quality(QualityConfig(dataset="pixel4", data_root=root, ids=["007"]))
+    r = CliRunner().invoke(app, ["bench", "quality", "--dataset", "pixel4", "--data-root", str(root), "--ids", "000,001",
+                                 "--no-deformed-gt", "--json"])
+    assert r.exit_code == 0, r.output
+    assert [x["id"] for x in json.loads(r.stdout)["per_image"]][:2] == ["000", "000"]
+
+
+def test_write_pairs_makes_an_aligned_dpdd_training_root(root, tmp_path):
+    from dpdeblur.data import find_pairs
+    from dpdeblur.io.images import read_image
+
+    out = tmp_path / "pairs"
+    recs = p4.write_pairs(root, out, ["001"])
+    assert [r["id"] for r in recs] == ["001"] and not recs[0]["skipped"] and recs[0]["converged"]
+    m = np.array(recs[0]["affine"])
+    centre = np.array([w / 2, h / 2, 1.0])
+    np.testing.assert_allclose(m @ centre - centre[:2], [1.0, 0.0], atol=0.2)  # the reference's 1 px roll, found
+    images = find_pairs("dpdd", out, "train")
+    (smp,) = images.samples
+    assert smp.id == "p4_001" and smp.left.name == "p4_001_L.png" and smp.right.name == "p4_001_R.png"
+    planes = {k: read_image(getattr(smp, k)) for k in ("left", "right", "blur", "sharp")}
+    for im in planes.values():
+        assert im.bit_depth == 16 and im.rgb.shape == (h, w, 3)
+        np.testing.assert_array_equal(im.rgb[..., 0], im.rgb[..., 2])
+    s = p4.load_scene(root, "001", p4.vignetting_gain(root))
+    np.testing.assert_allclose(planes["blur"].rgb[..., 0], srgb_encode(s.combined), atol=1e-4)
+    # the target is the reference, gain-fitted to the views and shifted back onto them
+    t, l = (H - h) // 2, (W - w) // 2
+    truth = srgb_encode(p4.gain_fit(scene_linear(1)[t : t + h, l : l + w], s.combined))
+    inner = (slice(4, -4), slice(4, -4))
+    target = planes["sharp"].rgb[..., 0]
+    assert psnr_np(target[inner], truth[inner]) > 35 > psnr_np(srgb_encode(p4.gain_fit(s.gt, s.combined))[inner], truth[inner])
+    before = planes["sharp"].path.stat().st_mtime_ns
+    assert p4.write_pairs(root, out, ["001"])[0]["skipped"] and planes["sharp"].path.stat().st_mtime_ns == before
+    assert not p4.write_pairs(root, out, ["001"], overwrite=True)[0]["skipped"]
+    r = CliRunner().invoke(app, ["align", "--pixel4", str(root), "-o", str(tmp_path / "cli"), "--split", "val", "--json"])
+    assert r.exit_code == 0, r.output
+    assert [x["id"] for x in json.loads(r.stdout)["scenes"]] == ["000", "001"]
+    assert (tmp_path / "cli/val_c/target/p4_000.png").is_file()
+    r = CliRunner().invoke(app, ["align", "--pixel4", str(root), "--blur", str(root), "-o", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--pixel4" in r.output
+    r = CliRunner().invoke(app, ["align", "--pixel4", str(root), "--scenes", "005", "-o", str(tmp_path / "y")])
+    assert r.exit_code == 1 and "no scene 005" in r.output
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason=PIXEL4_SKIP)

@@ -62,6 +62,7 @@ class QualityConfig:
     scene_list: str | Path | None = None
     lpips_weights: str | Path | None = None
     limit: int | None = None
+    ids: list[str] | None = None  # score only these image (or scene) ids, in this order
     crops: int = 0  # keep side-by-side crops for best/worst selection (pixels per side; 0 = none)
 
 
@@ -234,7 +235,15 @@ def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
         return _bench_pixel4(cfg, on_image)
     images = find_pairs(cfg.dataset, cfg.data_root, cfg.split, **cfg.folders)
     dataset = images.name
-    samples = images.samples[: cfg.limit] if cfg.limit else images.samples
+    samples = images.samples
+    if cfg.ids:
+        by_id = {smp.id: smp for smp in samples}
+        missing = [i for i in cfg.ids if i not in by_id]
+        if missing:
+            raise DataError(f"{cfg.data_root}: no image {', '.join(missing[:5])} in {cfg.dataset} {cfg.split} "
+                            f"(ids are file stems, e.g. {', '.join(list(by_id)[:3])})")
+        samples = [by_id[i] for i in dict.fromkeys(cfg.ids)]
+    samples = samples[: cfg.limit] if cfg.limit else samples
     deblurrer = name = None
     if isinstance(cfg.model, str) and cfg.model == IDENTITY:
         name = IDENTITY
@@ -299,10 +308,12 @@ def _bench_pixel4(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
     from dpdeblur.data import pixel4 as p4
     from dpdeblur.data.layouts import PIXEL4
     from dpdeblur.inference.pipeline import Deblurrer, Loaded
+    from dpdeblur.io.dualpixel import srgb_decode, srgb_encode
 
     if cfg.data_root is None:
         raise UsageError(f"dataset pixel4 needs data_root (a folder of {PIXEL4.summary})", settings=("dataset", "data_root"))
-    ids = p4.scene_ids(cfg.data_root)[: cfg.limit] if cfg.limit else p4.scene_ids(cfg.data_root)
+    ids = p4.select_scenes(cfg.data_root, cfg.ids)
+    ids = ids[: cfg.limit] if cfg.limit else ids
     gain = p4.vignetting_gain(cfg.data_root)
     deblurrer = None
     name = IDENTITY
@@ -318,15 +329,14 @@ def _bench_pixel4(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
         outputs = {IDENTITY: scene.combined}
         if deblurrer is not None:
             outputs[name] = p4.to_linear_gray(deblurrer.run(Loaded(views=p4.model_views(scene, deblurrer.views), bit_depth=16)))
+        outputs[p4.CEILING] = srgb_decode(p4.aligned_reference(scene)[0])
         shown = {}
         for model, out in outputs.items():
             row: dict[str, Any] = {"model": model, "id": sid, "scene": None, "bit_depth": 16}
-            row.update(p4.score(out, scene.gt, cfg.ssim, deformed))
+            row.update(p4.score(out, scene.gt, cfg.ssim, deformed and model != p4.CEILING))
             per_image.append(row)
             shown[model] = out
         if cfg.crops:
-            from dpdeblur.io.dualpixel import srgb_encode
-
             rgb = {k: np.repeat(srgb_encode(v)[..., None], 3, axis=2) for k, v in shown.items()}
             truth = np.repeat(srgb_encode(p4.gain_fit(scene.gt, shown[name]))[..., None], 3, axis=2)
             crops[sid] = _side_by_side(rgb[IDENTITY], rgb[name], truth, cfg.crops)
@@ -337,7 +347,7 @@ def _bench_pixel4(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
         "weights": str(cfg.weights) if cfg.weights else None, "model_config": cfg.model_config,
         "n_images": len(ids), "bit_depth": [16], "ssim_window": cfg.ssim, "lpips": "not computed for pixel4",
         "protocol": p4.PROTOCOL,
-        "deformed_gt": p4.DEFORM_NOTE if deformed else None, "scene_labels": None,
+        "deformed_gt": p4.DEFORM_NOTE if deformed else None, "ceiling": p4.CEILING_NOTE, "scene_labels": None,
         "tile": cfg.tile, "overlap": cfg.overlap,
         "device": str(deblurrer.device) if deblurrer else None,
         "precision": str(deblurrer.dtype).replace("torch.", "") if deblurrer else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -14,9 +15,12 @@ from dpdeblur.cli.choices import choice
 @app.command("align")
 @guarded
 def align_cmd(
-    blur: Path = typer.Option(..., "--blur", help="Folder of blurry images."),
-    sharp: Path = typer.Option(..., "--sharp", help="Folder of sharp images with the same file names."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder: gt/, mask/, flow/, summary.json."),
+    blur: Optional[Path] = typer.Option(None, "--blur", help="Folder of blurry images."),
+    sharp: Optional[Path] = typer.Option(None, "--sharp", help="Folder of sharp images with the same file names."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: gt/, mask/, flow/, summary.json (--pixel4: a DPDD-layout root)."),
+    pixel4: Optional[Path] = typer.Option(None, "--pixel4", help="Instead of --blur/--sharp: real Pixel 4 captures (Xin et al.'s layout) -> a DPDD-layout training root, reference gain-fitted and affine-aligned onto each combined view."),
+    scenes: Optional[str] = typer.Option(None, "--scenes", help="--pixel4: these scenes only, comma-separated (default all)."),
+    split: str = typer.Option("train", "--split", help="--pixel4: split folder to write (<split>_c, <split>_l, <split>_r)."),
     preset: str = typer.Option("medium", "--preset", help="OpenCV DIS optical-flow preset.", **choice(DIS_PRESETS)),
     sharp_sigma: float = typer.Option(2.0, "--sharp-sigma", min=0.0, help="Gaussian sigma (px) on the sharp image before matching it to the blurry one."),
     lam: float = typer.Option(0.35, "--lambda", min=0.0, max=1.0, help="Calibration mask tolerance (JDRL Eq. 4)."),
@@ -24,12 +28,22 @@ def align_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Estimate the flow from each sharp image to its blurry input; write the aligned (deformed)
-    ground truth, the calibration mask, a float16 flow cache (JDRL warm-up) and per-pair statistics."""
+    ground truth, the calibration mask, a float16 flow cache (JDRL warm-up) and per-pair statistics.
+    With --pixel4: real dual-pixel training pairs whose focus-stacked reference is aligned by an
+    affine fit (what `bench quality --dataset pixel4` scores against)."""
+    from dpdeblur.errors import UsageError
     from dpdeblur.flow.align import align_pairs, paired_folders
     from dpdeblur.flow.estimators import DISFlow
     from dpdeblur.utils.atomic import check_output_folder
 
     check_output_folder(out)
+    if pixel4 is not None:
+        if blur is not None or sharp is not None:
+            raise UsageError("--pixel4 replaces --blur/--sharp: give one or the other")
+        _pixel4_pairs(pixel4, out, scenes, split, overwrite, as_json)
+        return
+    if blur is None or sharp is None:
+        raise UsageError("align needs --blur and --sharp folders (or --pixel4 ROOT)")
     estimator = DISFlow(preset)  # options before any work
     pairs = paired_folders(blur, sharp)
     report, summary = align_pairs(pairs, out, estimator, sharp_sigma=sharp_sigma, lam=lam,
@@ -43,3 +57,22 @@ def align_cmd(
                 typer.echo(f"{it.name}\tmean_flow={it.info['mean_flow']:.3f}px\tmasked={it.info['masked_fraction']:.3f}")
         err_console().print(f"summary: {out / 'summary.json'}", highlight=False)
     raise typer.Exit(report.exit_code)
+
+
+def _pixel4_pairs(root: Path, out: Path, scenes: Optional[str], split: str, overwrite: bool, as_json: bool) -> None:
+    from dpdeblur.data.pixel4 import write_pairs
+    from dpdeblur.errors import UsageError
+
+    if not split or "/" in split or "\\" in split or split.startswith("."):
+        raise UsageError(f"--split {split!r}: a plain folder prefix such as train or val")
+    ids = [x.strip() for x in scenes.split(",") if x.strip()] if scenes else None
+    records = write_pairs(root, out, ids, split, overwrite,
+                          on_scene=None if as_json else lambda n, t, sid: err_console().print(f"scene {sid} ({n}/{t})", highlight=False))
+    if as_json:
+        print_json({"root": str(root), "out": str(out), "split": split, "scenes": records})
+        return
+    for r in records:
+        state = "kept (exists)" if r["skipped"] else f"ecc={r['ecc']:.4f}\taffine={r['affine']}"
+        typer.echo(f"p4_{r['id']}\t{state}")
+    err_console().print(f"wrote {sum(not r['skipped'] for r in records)} of {len(records)} scenes to {out} "
+                        f"(train with: dpdeblur train --dataset dpdd --data-root {out})", highlight=False)

@@ -148,6 +148,7 @@ def quality_cmd(
     scene_list: Optional[Path] = typer.Option(None, "--scene-list", help="Lines '<id> indoor|outdoor' (default: <root>/indoor.txt, outdoor.txt)."),
     lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="Local LPIPS AlexNet weights (never downloaded)."),
     limit: Optional[int] = typer.Option(None, help="Score only the first N images."),
+    ids: Optional[str] = typer.Option(None, "--ids", help="Score only these ids, comma-separated (file stems; pixel4: scene numbers, e.g. 003,004)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     output: Optional[Path] = typer.Option(None, "--report", help="Also write the JSON report to this file (what `bench compare` reads)."),
     old_output: Optional[Path] = typer.Option(None, "--output", "-o", hidden=True),
@@ -172,6 +173,7 @@ def quality_cmd(
         model_config=_overrides(model_config), folders=dict(blur=blur, sharp=sharp, left=left, right=right),
         tile=tile, overlap=overlap, device=device, precision=precision, ssim=ssim, deformed_gt=deformed_gt,
         scene_list=scene_list, lpips_weights=lpips_weights, limit=limit, crops=crop if k else 0,
+        ids=_split([ids] if ids else None) or None,
     )
     check_quality_config(cfg)  # before the progress bar starts
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

@@ -37,8 +37,9 @@ import numpy as np
 from dpdeblur.data.layouts import PIXEL4
 from dpdeblur.errors import DataError
 
-__all__ = ["PIXEL4_BLACK", "PIXEL4_WHITE", "Pixel4Scene", "scene_ids", "load_scene", "vignetting_gain",
-           "gain_fit", "to_linear_gray", "model_views", "deform_reference", "score", "PROTOCOL", "DEFORM_NOTE"]
+__all__ = ["PIXEL4_BLACK", "PIXEL4_WHITE", "Pixel4Scene", "scene_ids", "select_scenes", "load_scene", "vignetting_gain",
+           "gain_fit", "to_linear_gray", "model_views", "deform_reference", "aligned_reference", "score",
+           "write_pairs", "PROTOCOL", "DEFORM_NOTE", "CEILING", "CEILING_NOTE"]
 
 PIXEL4_BLACK, PIXEL4_WHITE = 1024.0, 16383.0
 VIGNETTING_BOX = 101
@@ -52,6 +53,11 @@ PROTOCOL = ("pixel4 protocol: black 1024, white-sheet vignetting gain on the rig
             "reference scaled by a least-squares gain in linear light, scores on sRGB-encoded images")
 DEFORM_NOTE = (f"reference warped onto each output by an affine transform (ECC on both images smoothed, "
                f"sigma {ALIGN_SIGMA:g} px)")
+#: Row name of the plain-PSNR ceiling: the reference itself, aligned onto the combined input.
+CEILING = "aligned-reference"
+CEILING_NOTE = (f"{CEILING}: the reference warped onto the combined input, i.e. a perfect deblur that keeps the "
+                "input's geometry; its plain scores are the ceiling of any such output (the focus stack is "
+                "misaligned with the views)")
 
 
 @dataclass
@@ -79,6 +85,20 @@ def _read16(path: Path) -> np.ndarray:
 
 #: Ids of the scenes that have both views and a reference (sorted).
 scene_ids = PIXEL4.scene_ids
+
+
+def select_scenes(root: str | Path, ids: list[str] | tuple[str, ...] | None = None) -> list[str]:
+    """The scene ids of ``root`` (all, sorted, or ``ids`` in their order); an unknown id is a
+    :class:`DataError` naming the ones that exist."""
+    have = scene_ids(root)
+    if not have:
+        raise DataError(f"{root}: no Pixel 4 scenes ({PIXEL4.summary})")
+    if not ids:
+        return have
+    missing = [i for i in ids if i not in have]
+    if missing:
+        raise DataError(f"{root}: no scene {', '.join(missing)}; scenes here: {', '.join(have)}")
+    return list(dict.fromkeys(ids))
 
 
 def vignetting_gain(root: str | Path, black: float = PIXEL4_BLACK) -> np.ndarray | None:
@@ -145,6 +165,55 @@ def deform_reference(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
     warped, _ = align_affine(out, ref, ALIGN_SIGMA)
     return np.clip(warped, 0, 1)
+
+
+def aligned_reference(scene: Pixel4Scene):
+    """The reference as a training target for ``scene``: gain-fitted to the combined view in
+    linear light, sRGB-encoded, then warped onto the encoded combined view by the affine fit
+    (:mod:`dpdeblur.flow.affine`). Returns ``(target (H, W) float32 in [0, 1], AffineFit)``."""
+    from dpdeblur.flow.affine import align_affine
+    from dpdeblur.io.dualpixel import srgb_encode
+
+    warped, fit = align_affine(srgb_encode(scene.combined), srgb_encode(gain_fit(scene.gt, scene.combined)), ALIGN_SIGMA)
+    return np.clip(warped, 0, 1).astype(np.float32), fit
+
+
+def write_pairs(root: str | Path, out: str | Path, scenes: list[str] | None = None, split: str = "train",
+                overwrite: bool = False, on_scene=None) -> list[dict]:
+    """Write Pixel 4 scenes as a DPDD-layout training root (``dpdeblur train --dataset dpdd``):
+    ``<split>_l/source/p4_<id>_L.png``, ``<split>_r/source/p4_<id>_R.png`` (the views as the
+    model sees them), ``<split>_c/source/p4_<id>.png`` (combined) and
+    ``<split>_c/target/p4_<id>.png`` (:func:`aligned_reference`), all 16-bit, three equal
+    channels. Existing files are kept unless ``overwrite``. Returns one record per scene
+    (id, files, affine matrix, ECC correlation, ``skipped``); ``on_scene(done, total, id)``."""
+    from dpdeblur.data.layouts import DPDD
+    from dpdeblur.io.dualpixel import srgb_encode
+    from dpdeblur.io.images import write_image
+
+    root, out = Path(root), Path(out)
+    ids = select_scenes(root, scenes)
+    gain = vignetting_gain(root)
+    records = []
+    for n, sid in enumerate(ids, 1):
+        item = f"p4_{sid}"
+        paths = DPDD.item_paths(out, split, item)
+        files = {k: paths[k] for k in ("left", "right", "combined", "sharp")}
+        rec: dict = {"id": sid, "files": {k: str(v) for k, v in files.items()}}
+        if not overwrite and all(p.is_file() for p in files.values()):
+            rec["skipped"] = True
+        else:
+            scene = load_scene(root, sid, gain)
+            target, fit = aligned_reference(scene)
+            planes = {**model_views(scene), "combined": srgb_encode(scene.combined), "sharp": target}
+            for k, p in files.items():
+                p.parent.mkdir(parents=True, exist_ok=True)
+                a = planes[k]
+                write_image(p, a if a.ndim == 3 else np.repeat(a[..., None], 3, axis=2), 16)
+            rec.update(skipped=False, affine=np.round(fit.matrix, 5).tolist(), ecc=round(fit.cc, 5), converged=fit.converged)
+        records.append(rec)
+        if on_scene:
+            on_scene(n, len(ids), sid)
+    return records
 
 
 def score(out_linear: np.ndarray, gt: np.ndarray, ssim_window: str = "wang", deformed: bool = True) -> dict[str, float]:
