@@ -36,7 +36,7 @@ _DMTNET = [
 
 #: weights shipped in assets/weights (model card beside them): name -> (file, sha256)
 BUNDLED = {
-    "dmtnet-t": ("dmtnet-t-dpsynth.safetensors", "3dca055e0259105545c7624a4b774a184c2c0f3c0f5a32e964fd50f6b0cac6ee"),
+    "dmtnet-t": ("dmtnet-t-dp.safetensors", "8df3795b371229a86210f12a0821a234ea5f2ed6426595afd9991887697d6ac5"),
 }
 
 for name, nd, params, macs, pp, pm, psnr, ssim, mae in _DMTNET:
