@@ -14,7 +14,7 @@ from dpdeblur.bench.quality import QualityConfig, bench_quality
 from dpdeblur.cli import app
 from dpdeblur.data import pixel4 as p4
 from dpdeblur.errors import DataError
-from dpdeblur.io.dualpixel import srgb_encode
+from dpdeblur.io.dualpixel import srgb_decode, srgb_encode
 from dpdeblur.metrics import psnr_np
 from dpdeblur.models import create_model
 from dpdeblur.models.weights import save_weights
@@ -178,3 +178,14 @@ def test_shared_captures_load_with_the_protocol():
     assert s.right.mean() / s.left.mean() == pytest.approx(1.0, abs=0.03)
     r = p4.score(s.combined, s.gt, deformed=False)
     assert 20 < r["psnr"] < 32  # a defocused capture against its focus stack
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=PIXEL4_SKIP)
+def test_shared_reference_alignment_is_the_stacks_shift_and_scale():
+    s = p4.load_scene(SHARED, "001", p4.vignetting_gain(SHARED))
+    target, fit = p4.aligned_reference(s)
+    assert fit.converged and fit.cc > 0.9
+    assert fit.matrix[1, 1] == pytest.approx(0.9955, abs=0.002)  # the focus stack's ~0.5% vertical scale
+    assert abs(fit.displacement(672, 504)[1]) < 5  # a few pixels at the centre, no more
+    ident = p4.score(s.combined, s.gt, deformed=False)["psnr"]
+    assert p4.score(srgb_decode(target), s.gt, deformed=False)["psnr"] > ident + 1.5  # the ceiling row
