@@ -166,6 +166,8 @@ def test_write_pairs_makes_an_aligned_dpdd_training_root(root, tmp_path):
     assert r.exit_code == 2 and "--pixel4" in r.output
     r = CliRunner().invoke(app, ["align", "--pixel4", str(root), "--scenes", "005", "-o", str(tmp_path / "y")])
     assert r.exit_code == 1 and "no scene 005" in r.output
+    r = CliRunner().invoke(app, ["align", "--pixel4", str(root), "--split", "../z", "-o", str(tmp_path / "z")])
+    assert r.exit_code == 2 and "dpdd has splits" in r.output and not (tmp_path / "z").exists()
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason=PIXEL4_SKIP)

@@ -326,19 +326,20 @@ def _bench_pixel4(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
     crops: dict[str, np.ndarray] = {}
     for i, sid in enumerate(ids):
         scene = p4.load_scene(cfg.data_root, sid, gain)
+        # the reference aligned onto the input: the ceiling row, and the input's deformed-GT reference
+        aligned = p4.aligned_reference(scene)[0]
         outputs = {IDENTITY: scene.combined}
         if deblurrer is not None:
             outputs[name] = p4.to_linear_gray(deblurrer.run(Loaded(views=p4.model_views(scene, deblurrer.views), bit_depth=16)))
-        outputs[p4.CEILING] = srgb_decode(p4.aligned_reference(scene)[0])
-        shown = {}
+        outputs[p4.CEILING] = srgb_decode(aligned)
         for model, out in outputs.items():
             row: dict[str, Any] = {"model": model, "id": sid, "scene": None, "bit_depth": 16}
-            row.update(p4.score(out, scene.gt, cfg.ssim, deformed and model != p4.CEILING))
+            row.update(p4.score(out, scene.gt, cfg.ssim, deformed and model != p4.CEILING,
+                                warped_reference=aligned if model == IDENTITY else None))
             per_image.append(row)
-            shown[model] = out
         if cfg.crops:
-            rgb = {k: np.repeat(srgb_encode(v)[..., None], 3, axis=2) for k, v in shown.items()}
-            truth = np.repeat(srgb_encode(p4.gain_fit(scene.gt, shown[name]))[..., None], 3, axis=2)
+            rgb = {k: np.repeat(srgb_encode(outputs[k])[..., None], 3, axis=2) for k in (IDENTITY, name)}
+            truth = np.repeat(srgb_encode(p4.gain_fit(scene.gt, outputs[name]))[..., None], 3, axis=2)
             crops[sid] = _side_by_side(rgb[IDENTITY], rgb[name], truth, cfg.crops)
         if on_image:
             on_image(i + 1, len(ids), sid)

@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 from dpdeblur.choices import DIS_PRESETS
-from dpdeblur.cli.app import app, err_console, guarded, print_json
-from dpdeblur.cli.choices import choice
+from dpdeblur.cli.app import app, comma_list, err_console, guarded, print_json
+from dpdeblur.cli.choices import choice, splits
 
 
 @app.command("align")
@@ -20,7 +20,7 @@ def align_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: gt/, mask/, flow/, summary.json (--pixel4: a DPDD-layout root)."),
     pixel4: Optional[Path] = typer.Option(None, "--pixel4", help="Instead of --blur/--sharp: real Pixel 4 captures (Xin et al.'s layout) -> a DPDD-layout training root, reference gain-fitted and affine-aligned onto each combined view."),
     scenes: Optional[str] = typer.Option(None, "--scenes", help="--pixel4: these scenes only, comma-separated (default all)."),
-    split: str = typer.Option("train", "--split", help="--pixel4: split folder to write (<split>_c, <split>_l, <split>_r)."),
+    split: str = typer.Option("train", "--split", help="--pixel4: split folder to write (<split>_c, <split>_l, <split>_r).", **choice(splits)),
     preset: str = typer.Option("medium", "--preset", help="OpenCV DIS optical-flow preset.", **choice(DIS_PRESETS)),
     sharp_sigma: float = typer.Option(2.0, "--sharp-sigma", min=0.0, help="Gaussian sigma (px) on the sharp image before matching it to the blurry one."),
     lam: float = typer.Option(0.35, "--lambda", min=0.0, max=1.0, help="Calibration mask tolerance (JDRL Eq. 4)."),
@@ -61,12 +61,8 @@ def align_cmd(
 
 def _pixel4_pairs(root: Path, out: Path, scenes: Optional[str], split: str, overwrite: bool, as_json: bool) -> None:
     from dpdeblur.data.pixel4 import write_pairs
-    from dpdeblur.errors import UsageError
 
-    if not split or "/" in split or "\\" in split or split.startswith("."):
-        raise UsageError(f"--split {split!r}: a plain folder prefix such as train or val")
-    ids = [x.strip() for x in scenes.split(",") if x.strip()] if scenes else None
-    records = write_pairs(root, out, ids, split, overwrite,
+    records = write_pairs(root, out, comma_list(scenes) or None, split, overwrite,
                           on_scene=None if as_json else lambda n, t, sid: err_console().print(f"scene {sid} ({n}/{t})", highlight=False))
     if as_json:
         print_json({"root": str(root), "out": str(out), "split": split, "scenes": records})

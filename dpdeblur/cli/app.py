@@ -87,6 +87,13 @@ def renamed(new: str, value: Any, old: str, old_value: Any) -> Any:
     return old_value
 
 
+def comma_list(values: str | list[str] | None) -> list[str]:
+    """``"a,b"`` or ``["a,b", "c"]`` (a repeated option) -> ``["a", "b", "c"]``; blanks dropped."""
+    if isinstance(values, str):
+        values = [values]
+    return [x.strip() for v in values or [] for x in v.split(",") if x.strip()]
+
+
 def require(value: Any, flag: str, what: str) -> Any:
     """Usage error (exit 2) when a required option, made optional to admit an old spelling, is missing."""
     if value is None:

@@ -8,25 +8,18 @@ from typing import List, Optional, Tuple
 import typer
 
 from dpdeblur.choices import DEVICES, PRECISIONS, SSIM_WINDOWS
-from dpdeblur.cli.app import app, err_console, guarded, out_console, print_json, renamed
+from dpdeblur.cli.app import app, comma_list, err_console, guarded, out_console, print_json, renamed
 from dpdeblur.cli.choices import choice, datasets, models, splits
 
 bench_app = typer.Typer(help="Quality (PSNR/SSIM/MAE) and speed (latency, throughput, memory) reports.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
 
-def _split(values: List[str] | None) -> list[str]:
-    out: list[str] = []
-    for v in values or []:
-        out.extend(x.strip() for x in v.split(",") if x.strip())
-    return out
-
-
 def _sizes(values: List[str]) -> list[tuple[int, int]]:
     from dpdeblur.errors import UsageError
 
     sizes = []
-    for s in _split(values):
+    for s in comma_list(values):
         try:
             w, h = (int(t) for t in s.lower().split("x"))
         except ValueError:
@@ -69,13 +62,13 @@ def speed_cmd(
 
     output = renamed("--report", output, "--output/-o", old_output)
     try:
-        tiles = [int(t) for t in _split(tile)]
+        tiles = [int(t) for t in comma_list(tile)]
     except ValueError:
         raise UsageError("--tile takes integers (0 = whole image)") from None
     ov = _overrides(model_config)
-    names = _split(model)
+    names = comma_list(model)
     cfg = SpeedConfig(
-        models=names, devices=_split(device), precisions=_split(precision), tiles=tiles, sizes=_sizes(size),
+        models=names, devices=comma_list(device), precisions=comma_list(precision), tiles=tiles, sizes=_sizes(size),
         overlap=overlap, tile_batch=tile_batch, global_stats=not no_global_stats, warmup=warmup, runs=runs, max_seconds=max_seconds,
         overrides={n: ov for n in names} if ov else {},
     )
@@ -173,7 +166,7 @@ def quality_cmd(
         model_config=_overrides(model_config), folders=dict(blur=blur, sharp=sharp, left=left, right=right),
         tile=tile, overlap=overlap, device=device, precision=precision, ssim=ssim, deformed_gt=deformed_gt,
         scene_list=scene_list, lpips_weights=lpips_weights, limit=limit, crops=crop if k else 0,
-        ids=_split([ids] if ids else None) or None,
+        ids=comma_list(ids) or None,
     )
     check_quality_config(cfg)  # before the progress bar starts
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

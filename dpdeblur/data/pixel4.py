@@ -158,24 +158,27 @@ def model_views(scene: Pixel4Scene, order: tuple[str, ...] = ("left", "right")) 
     return {v: np.repeat(srgb_encode(getattr(scene, v))[..., None], 3, axis=2) for v in (order or ("left", "right"))}
 
 
+def _align(out: np.ndarray, ref: np.ndarray):
+    from dpdeblur.flow.affine import align_affine
+
+    warped, fit = align_affine(out, ref, ALIGN_SIGMA)
+    return np.clip(warped, 0, 1), fit
+
+
 def deform_reference(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """``ref`` warped onto ``out`` (both :math:`(H, W)` in [0, 1], encoded) by the affine
     transform that ECC finds between them (:mod:`dpdeblur.flow.affine`)."""
-    from dpdeblur.flow.affine import align_affine
-
-    warped, _ = align_affine(out, ref, ALIGN_SIGMA)
-    return np.clip(warped, 0, 1)
+    return _align(out, ref)[0]
 
 
 def aligned_reference(scene: Pixel4Scene):
     """The reference as a training target for ``scene``: gain-fitted to the combined view in
-    linear light, sRGB-encoded, then warped onto the encoded combined view by the affine fit
-    (:mod:`dpdeblur.flow.affine`). Returns ``(target (H, W) float32 in [0, 1], AffineFit)``."""
-    from dpdeblur.flow.affine import align_affine
+    linear light, sRGB-encoded, then warped onto the encoded combined view by the affine fit.
+    This is also the combined input's deformed-GT reference in :func:`score`.
+    Returns ``(target (H, W) float32 in [0, 1], AffineFit)``."""
     from dpdeblur.io.dualpixel import srgb_encode
 
-    warped, fit = align_affine(srgb_encode(scene.combined), srgb_encode(gain_fit(scene.gt, scene.combined)), ALIGN_SIGMA)
-    return np.clip(warped, 0, 1).astype(np.float32), fit
+    return _align(srgb_encode(scene.combined), srgb_encode(gain_fit(scene.gt, scene.combined)))
 
 
 def write_pairs(root: str | Path, out: str | Path, scenes: list[str] | None = None, split: str = "train",
@@ -190,6 +193,7 @@ def write_pairs(root: str | Path, out: str | Path, scenes: list[str] | None = No
     from dpdeblur.io.dualpixel import srgb_encode
     from dpdeblur.io.images import write_image
 
+    DPDD.check_split(split)
     root, out = Path(root), Path(out)
     ids = select_scenes(root, scenes)
     gain = vignetting_gain(root)
@@ -216,9 +220,12 @@ def write_pairs(root: str | Path, out: str | Path, scenes: list[str] | None = No
     return records
 
 
-def score(out_linear: np.ndarray, gt: np.ndarray, ssim_window: str = "wang", deformed: bool = True) -> dict[str, float]:
+def score(out_linear: np.ndarray, gt: np.ndarray, ssim_window: str = "wang", deformed: bool = True,
+          warped_reference: np.ndarray | None = None) -> dict[str, float]:
     """Protocol step 5: PSNR / SSIM / MAE of a linear one-channel result against the reference
-    (gain-fitted, sRGB-encoded), plus ``*_deformed`` against the reference warped onto it."""
+    (gain-fitted, sRGB-encoded), plus ``*_deformed`` against the reference warped onto it
+    (``warped_reference``, when that warp is already known, e.g. :func:`aligned_reference` for
+    the combined input)."""
     from dpdeblur.io.dualpixel import srgb_encode
     from dpdeblur.metrics import compute_metrics_np
 
@@ -226,5 +233,6 @@ def score(out_linear: np.ndarray, gt: np.ndarray, ssim_window: str = "wang", def
     g = srgb_encode(gain_fit(gt, out_linear))
     row = compute_metrics_np(o, g, ssim_window)
     if deformed:
-        row.update({f"{k}_deformed": v for k, v in compute_metrics_np(o, deform_reference(o, g), ssim_window).items()})
+        warped = deform_reference(o, g) if warped_reference is None else warped_reference
+        row.update({f"{k}_deformed": v for k, v in compute_metrics_np(o, warped, ssim_window).items()})
     return row
