@@ -194,3 +194,14 @@ def test_ids_select_images_in_order(dpdd):
     r = cli("quality", "--dataset", "dpdd", "--data-root", dpdd, "--ids", "s1", "--json")
     assert r.exit_code == 0, r.output
     assert [x["id"] for x in json.loads(r.stdout)["per_image"]] == ["s1"]
+
+
+def test_tta_scores_the_self_ensemble(dpdd):
+    """--tta: the model row scores the mean over four flips (here a tiny untrained model: a
+    different score), the identity row is unchanged, and the report says so."""
+    cfg = dict(dataset="dpdd", data_root=dpdd, model="dmtnet-t", weights=dpdd / "w.safetensors", tile=0, device="cpu")
+    plain, _ = bench_quality(QualityConfig(**cfg))
+    tta, _ = bench_quality(QualityConfig(**cfg, tta=True))
+    rows = [{r["model"]: r["psnr"] for r in rep["rows"] if r["subset"] == "combined"} for rep in (plain, tta)]
+    assert rows[0]["identity"] == rows[1]["identity"] and rows[0]["dmtnet-t"] != rows[1]["dmtnet-t"]
+    assert (plain["meta"]["tta"], tta["meta"]["tta"]) == (False, True)

@@ -201,7 +201,7 @@ def test_cli_errors_and_json(tmp_path):
     assert r.returncode == 1 and "no such folder" in r.stderr  # missing and empty: both failures (1)
     (tmp_path / "empty").mkdir()
     r = run("synth", "-o", str(tmp_path / "x"), "--images", str(tmp_path / "empty"))
-    assert r.returncode == 1 and "empty" in r.stderr
+    assert r.returncode == 1 and "empty" in r.stderr and "point --images at" in r.stderr  # the library's setting as the flag
     r = run("synth", "-o", str(tmp_path / "x"), "--size", "64by48")
     assert r.returncode == 2 and "WIDTHxHEIGHT" in r.stderr
     img = tmp_path / "img"

@@ -18,7 +18,7 @@ def plot_speed(report: dict[str, Any], path: str | Path) -> Path:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'dpdeblur[plot]'") from None
+        raise UsageError("plot needs matplotlib: pip install 'dpdeblur[plot]'", settings=("plot",)) from None
     from dpdeblur.utils.atomic import atomic_path
 
     series: dict[str, list[tuple[float, float]]] = {}

@@ -64,6 +64,7 @@ class QualityConfig:
     limit: int | None = None
     ids: list[str] | None = None  # score only these image (or scene) ids, in this order
     crops: int = 0  # keep side-by-side crops for best/worst selection (pixels per side; 0 = none)
+    tta: bool = False  # self-ensemble over four flips (dpdeblur.inference.ensemble)
 
 
 # ----------------------------------------------------------------------------- labels and scoring
@@ -249,7 +250,7 @@ def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
         name = IDENTITY
     else:
         deblurrer = Deblurrer(cfg.model, cfg.weights, cfg.model_config, tile=cfg.tile, overlap=cfg.overlap,
-                              device=cfg.device, precision=cfg.precision)
+                              device=cfg.device, precision=cfg.precision, tta=cfg.tta)
         card = deblurrer.card
         name = cfg.model if isinstance(cfg.model, str) else (card.name if card else type(cfg.model).__name__)
         if card is not None:
@@ -295,7 +296,7 @@ def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
         "deformed_gt": "DIS optical flow (medium), ground truth warped onto each output" if deformed else None,
         "scene_labels": (f"{sum(1 for s in samples if s.id in labels)} of {len(samples)} images labelled"
                          if labelled else None),
-        "tile": cfg.tile, "overlap": cfg.overlap,
+        "tile": cfg.tile, "overlap": cfg.overlap, "tta": cfg.tta,
         "device": str(deblurrer.device) if deblurrer else None, "precision": str(deblurrer.dtype).replace("torch.", "") if deblurrer else None,
     }
     report = {"kind": "quality", "meta": meta, "rows": aggregate(per_image, dataset, labelled), "per_image": per_image}
@@ -319,7 +320,7 @@ def _bench_pixel4(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
     name = IDENTITY
     if not (isinstance(cfg.model, str) and cfg.model == IDENTITY):
         deblurrer = Deblurrer(cfg.model, cfg.weights, cfg.model_config, tile=cfg.tile, overlap=cfg.overlap,
-                              device=cfg.device, precision=cfg.precision)
+                              device=cfg.device, precision=cfg.precision, tta=cfg.tta)
         name = cfg.model if isinstance(cfg.model, str) else (deblurrer.card.name if deblurrer.card else type(cfg.model).__name__)
     deformed = cfg.deformed_gt is not False
     per_image: list[dict[str, Any]] = []
@@ -349,7 +350,7 @@ def _bench_pixel4(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
         "n_images": len(ids), "bit_depth": [16], "ssim_window": cfg.ssim, "lpips": "not computed for pixel4",
         "protocol": p4.PROTOCOL,
         "deformed_gt": p4.DEFORM_NOTE if deformed else None, "ceiling": p4.CEILING_NOTE, "scene_labels": None,
-        "tile": cfg.tile, "overlap": cfg.overlap,
+        "tile": cfg.tile, "overlap": cfg.overlap, "tta": cfg.tta,
         "device": str(deblurrer.device) if deblurrer else None,
         "precision": str(deblurrer.dtype).replace("torch.", "") if deblurrer else None,
     }

@@ -136,6 +136,7 @@ def quality_cmd(
     overlap: int = typer.Option(64, help="Tile overlap in pixels."),
     device: str = typer.Option("auto", help="Device.", **choice(DEVICES, extra=("cuda:N",))),
     precision: str = typer.Option("auto", help="Precision (auto: bf16 on capable CUDA GPUs, else fp32).", **choice(PRECISIONS)),
+    tta: bool = typer.Option(False, "--tta", help="Self-ensemble: average the model over four flips of each input (4x the time)."),
     ssim: str = typer.Option("wang", "--ssim", help="SSIM window: wang (11x11 Gaussian) or skimage-default (7x7 uniform).", **choice(SSIM_WINDOWS)),
     deformed_gt: Optional[bool] = typer.Option(None, "--deformed-gt/--no-deformed-gt", help="Also score against the GT warped onto the output (default: on for sdd)."),
     scene_list: Optional[Path] = typer.Option(None, "--scene-list", help="Lines '<id> indoor|outdoor' (default: <root>/indoor.txt, outdoor.txt)."),
@@ -166,7 +167,7 @@ def quality_cmd(
         model_config=_overrides(model_config), folders=dict(blur=blur, sharp=sharp, left=left, right=right),
         tile=tile, overlap=overlap, device=device, precision=precision, ssim=ssim, deformed_gt=deformed_gt,
         scene_list=scene_list, lpips_weights=lpips_weights, limit=limit, crops=crop if k else 0,
-        ids=comma_list(ids) or None,
+        ids=comma_list(ids) or None, tta=tta,
     )
     check_quality_config(cfg)  # before the progress bar starts
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

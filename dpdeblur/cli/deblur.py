@@ -33,6 +33,7 @@ def deblur_cmd(
     precision: str = typer.Option("auto", "--precision", help="Precision (auto: bf16 on capable CUDA GPUs, else fp32).", **choice(PRECISIONS)),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model (slow start, faster on big batches)."),
     channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
+    tta: bool = typer.Option(False, "--tta", help="Self-ensemble: average the model over four flips of each input (dual-pixel views swapped when mirrored): a little sharper, 4x the time."),
     suffix: str = typer.Option("_deblurred", "--suffix", help="Appended to the output file stem."),
     ext: str = typer.Option("auto", "--ext", help="Output format (auto: as the input; raw files: 16-bit TIFF).", **choice(OUTPUT_EXTS)),
     bit_depth: str = typer.Option("auto", "--bit-depth", help="Output bit depth (auto: as the input; JPEG is always 8).", **choice(BIT_DEPTHS)),
@@ -82,7 +83,7 @@ def deblur_cmd(
     d = Deblurrer(
         card.name, weights, overrides, tile=tile, overlap=overlap, blend=blend, tile_batch=tile_batch,
         global_stats=not no_global_stats, device=device, precision=precision, compile=compile,
-        channels_last=channels_last, warn=warn,
+        channels_last=channels_last, tta=tta, warn=warn,
     )
     report = deblur_files(items, d, output_dir, suffix=suffix, ext=ext, bit_depth=bit_depth, quality=quality,
                           overwrite=overwrite, raw_options=raw_options, console=console)
@@ -92,5 +93,5 @@ def deblur_cmd(
         console.print(f"[bold]results:[/] {where} ({{stem}}{suffix}.{{ext}})", highlight=False, soft_wrap=True)
     if as_json:
         print_json({**report.to_dict(), "model": card.name, "model_config": overrides, "weights": weights, "device": str(d.device),
-                    "precision": str(d.dtype).replace("torch.", ""), "tile": d.settings.tile, "overlap": overlap, "blend": blend})
+                    "precision": str(d.dtype).replace("torch.", ""), "tile": d.settings.tile, "overlap": overlap, "blend": blend, "tta": tta})
     raise typer.Exit(report.exit_code)

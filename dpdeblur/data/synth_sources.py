@@ -106,7 +106,7 @@ def folder_sources(folder: str | Path) -> list[Source]:
 
     files = expand_inputs([folder], exts=IMAGE_EXTS, recursive=True)
     if not files:
-        raise InputError(f"{folder}: no {'/'.join(IMAGE_EXTS)} images in this folder; point --images at sharp photos")
+        raise InputError(f"{folder}: no {'/'.join(IMAGE_EXTS)} files in this folder; point images at a folder of sharp photos", settings=("images",))
     return [Source(str(f), "user-supplied", _file_loader(f)) for f in files]
 
 

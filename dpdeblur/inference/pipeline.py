@@ -292,13 +292,15 @@ class Deblurrer:
             models that do not tile exactly such as FCN; 512 without a card).
         overlap, blend, tile_batch, global_stats: see :class:`~dpdeblur.inference.tiling.TileSettings`.
         device: ``auto|cpu|cuda|cuda:N|mps``; precision: ``auto|fp32|bf16|fp16``.
+        tta: self-ensemble: average the model over four flips of the input (4x the time; see
+            :mod:`dpdeblur.inference.ensemble`).
         warn: callback for one-off warnings (GPU out of memory, tiling a model that does not tile).
     """
 
     def __init__(self, model=None, weights=None, model_config=None, *, tile: int | None = None, overlap: int = 64,
                  blend: str = "hann", tile_batch: int = 1, global_stats: bool = True, device: str = "auto",
                  precision: str = "auto", compile: bool = False, channels_last: bool = False,
-                 warn: Callable[[str], None] | None = None) -> None:
+                 tta: bool = False, warn: Callable[[str], None] | None = None) -> None:
         from dpdeblur.inference.device import prepare_model, resolve_device, resolve_precision
         from dpdeblur.inference.tiling import check_tiling
 
@@ -313,6 +315,7 @@ class Deblurrer:
         self.dual_pixel = bool(self.card and self.card.layout == "dp")
         self.views = tuple(self.card.views) if self.dual_pixel else ()
         self.channels_last = channels_last
+        self.tta = bool(tta)
         self.model = prepare_model(model, self.device, compile=compile, channels_last=channels_last)
 
     def tile_settings(self, tile: int | None = None, overlap: int = 64, **options):
@@ -353,7 +356,16 @@ class Deblurrer:
         from dpdeblur.inference.tiling import tiled_forward
 
         x = self.model_input(loaded)
-        y = tiled_forward(self.model, x, self.settings, self.device, self.dtype, self.channels_last, self.warn, progress)
+        if self.tta:
+            from dpdeblur.inference.ensemble import FLIPS, self_ensemble
+
+            def forward(xk, k):  # progress counts the tiles of all four variants
+                tick = None if progress is None else (lambda done, total: progress(k * total + done, len(FLIPS) * total))
+                return tiled_forward(self.model, xk, self.settings, self.device, self.dtype, self.channels_last, self.warn, tick)
+
+            y = self_ensemble(forward, x, len(self.views) if self.dual_pixel else 1)
+        else:
+            y = tiled_forward(self.model, x, self.settings, self.device, self.dtype, self.channels_last, self.warn, progress)
         del x
         out = y[0].clamp_(0, 1).permute(1, 2, 0).numpy()
         if loaded.pending_orientation != 1:
@@ -497,7 +509,8 @@ def deblur(image_or_views, model=None, weights=None, tile: int | None = None, ov
         tile, overlap: tiling (``tile=0``: whole image; None: the model card's default).
         model_config: builder overrides (tiny test configs); default: the weights file's.
         progress: show a ``tqdm.auto`` progress bar over the tiles (a widget in Jupyter).
-        **options: ``blend``, ``tile_batch``, ``device``, ``precision``, ``global_stats``, ``compile``, ``channels_last``.
+        **options: ``blend``, ``tile_batch``, ``device``, ``precision``, ``global_stats``, ``compile``,
+            ``channels_last``, ``tta`` (average over four flips of the input, 4x the time).
 
     Returns:
         :math:`(H, W, 3)` float32 RGB in [0, 1] (upright: EXIF orientation applied).
