@@ -27,6 +27,7 @@ def train_cmd(
     model: Optional[str] = _O(None, "--model", help="Model to train (dpdeblur models); default dmtnet-b.", **choice(models)),
     model_config: Optional[str] = _O(None, "--model-config", help="Builder overrides KEY=VALUE,... e.g. dim=48,blocks=2."),
     weights: Optional[Path] = _O(None, "--weights", help="Start from these weights (fine-tuning)."),
+    grow_from: Optional[Path] = _O(None, "--grow-from", help="Start a larger DMTNet from a smaller one's weights (dmtnet-s from dmtnet-t): it begins computing exactly what the smaller one does."),
     recipe: Optional[str] = _O(None, "--recipe", help="paper (the model family's) | dmtnet | jdrl | fcn | none.", **choice(recipes, listed=False)),
     jdrl: bool = _O(False, "--jdrl", help="JDRL training for misaligned pairs (its recipe and criterion)."),
     jdrl_warmup: Optional[int] = _O(None, "--jdrl-warmup", help="JDRL: epochs with flow between GT and blurry input (default 15)."),
@@ -81,7 +82,7 @@ def train_cmd(
 
     flags = dict(
         dataset=dataset, data_root=s(data_root), blur=s(blur), sharp=s(sharp),
-        left=s(left), right=s(right), model=model, weights=s(weights), recipe=recipe, jdrl=jdrl or None,
+        left=s(left), right=s(right), model=model, weights=s(weights), grow_from=s(grow_from), recipe=recipe, jdrl=jdrl or None,
         jdrl_warmup=jdrl_warmup, jdrl_warmup_mode=jdrl_warmup_mode, jdrl_mask_norm=jdrl_mask_norm, flow_cache=s(flow_cache),
         out=s(out), epochs=epochs, lr=lr, batch_size=batch_size, patch=patch, patch_mode=patch_mode, overlap=overlap,
         flips=flips, drop_flat=drop_flat, schedule=schedule, loss=loss, cache=s(cache), num_workers=workers,

@@ -372,6 +372,31 @@ class DMTNet(PaddedModel):
         )
         self.upsample = Upsample(dim, 3, patch)
 
+    @torch.no_grad()
+    def init_grown(self, new: list[str]) -> None:
+        """After loading a smaller DMTNet (fewer DMSSRMs; :func:`dpdeblur.models.weights.grow_weights`),
+        make the new DMSSRMs (those with tensors in ``new``) leave the output unchanged:
+
+        - each new module is an identity map: its scale branches' last convs are zero (no
+          branch output) and its fusion conv is the identity, so ``F_i = F_{i-1}``;
+        - grown from a network without DMSSRM (``F_S = F_0``), the first module's fusion conv is
+          zero instead: the modules then output 0 and ``F_S = 0 + F_0`` (Eq. 13) is ``F_0``.
+
+        The fusion convs and branch convs still receive gradients, so training moves away from
+        the smaller network's function at once.
+        """
+        fresh = [i for i, _ in enumerate(self.reconstruction) if any(k.startswith(f"reconstruction.{i}.") for k in new)]
+        for i in fresh:
+            m = self.reconstruction[i]
+            nn.init.zeros_(m.fuse.weight)
+            nn.init.zeros_(m.fuse.bias)
+            if i == 0:  # grown from F_S = F_0: this module outputs 0 (its branches keep their init)
+                continue
+            for branch in m.branches:
+                nn.init.zeros_(branch.up[0].weight)
+                nn.init.zeros_(branch.up[0].bias)
+            m.fuse.weight[:, :, 0, 0].copy_(torch.eye(m.fuse.weight.shape[0], dtype=m.fuse.weight.dtype))
+
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         f0 = self.feature_extraction(self.patch_partition(x))
         f = f0

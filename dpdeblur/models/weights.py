@@ -172,6 +172,37 @@ def load_weights(model, path: str | Path, sha256: str | None = None, strict: boo
     model.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=strict)
 
 
+def grow_weights(model, path: str | Path) -> list[str]:
+    """Start ``model`` from the weights of a smaller variant of its family (``dmtnet-s`` from
+    ``dmtnet-t``): every tensor of the file is loaded into the parameter of the same name and
+    shape, then the model's ``init_grown`` sets the parts the file lacks so that the grown
+    network computes exactly what the smaller one did (training then starts from its quality,
+    not from scratch). Returns the names of the new tensors.
+
+    A file that is not a smaller variant (a tensor the model lacks or shapes that differ) or a
+    family without ``init_grown`` raises :class:`WeightsError`.
+    """
+    sd = read_state_dict(path)
+    own = model.state_dict()
+    name = getattr(getattr(model, "card", None), "name", type(model).__name__)
+    if not hasattr(model, "init_grown"):
+        raise WeightsError(f"{path}: model {name} cannot grow from smaller weights (only DMTNet can); "
+                           "load them as weights instead", settings=("weights",))
+    extra = [k for k in sd if k not in own]
+    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in sd if k in own and sd[k].shape != own[k].shape]
+    if extra or shapes:
+        why = f"tensors {name} lacks: {few(extra, 3)}" if extra else f"shape mismatch: {few(shapes, 3)}"
+        raise WeightsError(f"{path}: not a smaller variant of {name} with the same widths ({why}); "
+                           "grow from a smaller model of the same family and configuration")
+    if len(sd) == len(own):
+        raise WeightsError(f"{path}: already holds every tensor of {name}; load it as weights (nothing to grow)",
+                           settings=("weights",))
+    model.load_state_dict(sd, strict=False)
+    new = [k for k in own if k not in sd]
+    model.init_grown(new)
+    return new
+
+
 def _tuples(v: Any) -> Any:
     """JSON lists back to tuples (the form ``parse_model_config`` gives), recursively."""
     if isinstance(v, list):

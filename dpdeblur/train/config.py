@@ -54,6 +54,7 @@ class TrainConfig:
     model: str = "dmtnet-b"
     model_config: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None  # initial weights (fine-tuning)
+    grow_from: str | None = None  # weights of a smaller variant (dmtnet-t for dmtnet-s): models.weights.grow_weights
     recipe: str = "paper"
     jdrl: bool = False
     jdrl_warmup: int = 15  # epochs with flow between GT and blurry input
@@ -180,6 +181,11 @@ def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) 
     return TrainConfig.from_dict({**load_run_config(run_dir), **given})
 
 
+def _check_start(values: dict[str, Any]) -> None:
+    if values.get("weights") and values.get("grow_from"):
+        raise UsageError("weights and grow_from both set the starting weights; pass one", settings=("weights", "grow_from"))
+
+
 def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = None) -> TrainConfig:
     """Merge defaults, the recipe, a config file and explicit ``overrides`` (flags given)."""
     file_vals = load_config_file(config_file) if config_file else {}
@@ -188,6 +194,7 @@ def resolve_config(overrides: dict[str, Any], config_file: str | Path | None = N
 
     if not isinstance(chosen.get("model_config", {}), dict):
         raise UsageError("model_config must be a table of builder settings, e.g. {dim = 48, blocks = 2}")
+    _check_start(chosen)
     # fine-tuning from self-describing weights: their model and builder config are the defaults
     card, model_config = resolve_model(chosen.get("model"), chosen.get("weights"), chosen.get("model_config"),
                                        default=TrainConfig.model)
@@ -264,6 +271,7 @@ def _check(cfg: TrainConfig) -> None:
             raise UsageError(f"{k} must be at least 1", settings=(k,))
     if not 0 <= cfg.overlap < 1:
         raise UsageError("overlap must be in [0, 1)", settings=("overlap",))
+    _check_start(vars(cfg))
     if not 0 <= cfg.drop_flat < 1:
         raise UsageError("drop_flat must be in [0, 1)", settings=("drop_flat",))
     from dpdeblur.losses.jdrl import WARMUP_MODES

@@ -295,10 +295,11 @@ class Trainer:
         cfg.validate()
         self.card = get_card(cfg.model)
         check_model_config(self.card.name, cfg.model_config)
-        if cfg.weights:
-            from dpdeblur.models.weights import check_weights_file
+        for f in (cfg.weights, cfg.grow_from):
+            if f:
+                from dpdeblur.models.weights import check_weights_file
 
-            check_weights_file(cfg.weights)
+                check_weights_file(f)
         if self.resuming:
             check_resume(cfg, self.run_dir)
         elif (self.run_dir / "last.state.pt").exists():
@@ -329,7 +330,12 @@ class Trainer:
         self.total = cfg.epochs * self.spe
         self.end = min(self.total, cfg.max_steps) if cfg.max_steps else self.total
 
-        self.model = create_model(cfg.model, weights=cfg.weights, **cfg.model_config).to(device)
+        self.model = create_model(cfg.model, weights=cfg.weights, **cfg.model_config)
+        if cfg.grow_from and not self.resuming:  # a resumed run restores its own weights
+            from dpdeblur.models.weights import grow_weights
+
+            grow_weights(self.model, cfg.grow_from)
+        self.model = self.model.to(device)
         self.criterion = build_criterion(cfg.loss, self.card, jdrl=cfg.jdrl, jdrl_warmup=cfg.jdrl_warmup,
                                          jdrl_warmup_mode=cfg.jdrl_warmup_mode,
                                          jdrl_mask_norm=cfg.jdrl_mask_norm).to(device)
