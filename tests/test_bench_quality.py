@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from dpdeblur.bench.quality import LPIPS_SKIPPED, QualityConfig, bench_quality, scene_labels, score_image
 from dpdeblur.bench.report import compare_reports
 from dpdeblur.cli import app
-from dpdeblur.errors import DataError
+from dpdeblur.errors import DataError, UsageError
 from dpdeblur.io.images import read_image, write_image
 from dpdeblur.metrics import mae_np, psnr_np, ssim_np
 from dpdeblur.models.weights import save_weights
@@ -205,3 +205,16 @@ def test_tta_scores_the_self_ensemble(dpdd):
     rows = [{r["model"]: r["psnr"] for r in rep["rows"] if r["subset"] == "combined"} for rep in (plain, tta)]
     assert rows[0]["identity"] == rows[1]["identity"] and rows[0]["dmtnet-t"] != rows[1]["dmtnet-t"]
     assert (plain["meta"]["tta"], tta["meta"]["tta"]) == (False, True)
+
+
+def test_weights_alone_score_the_model_they_name(dpdd):
+    """`bench quality --weights FILE` (from `train`, naming its model) scores that model, as `deblur`
+    does; with neither --model nor --weights only the input is scored."""
+    r = cli("quality", "--dataset", "dpdd", "--data-root", dpdd, "--weights", dpdd / "w.safetensors", "--tile", "0", "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert {row["model"] for row in rep["rows"]} == {"identity", "dmtnet-t"} and rep["meta"]["model_config"]["dim"] == 12
+    r = cli("quality", "--dataset", "dpdd", "--data-root", dpdd, "--json")
+    assert {row["model"] for row in json.loads(r.stdout)["rows"]} == {"identity"}
+    with pytest.raises(UsageError, match="no model to score"):
+        bench_quality(QualityConfig("dpdd", dpdd, model=None))

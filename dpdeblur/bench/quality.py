@@ -30,7 +30,7 @@ import numpy as np
 from dpdeblur.errors import DataError, InputError, UsageError
 
 __all__ = [
-    "IDENTITY", "SUBSETS", "LPIPS_SKIPPED", "QualityConfig", "scene_labels", "score_image",
+    "IDENTITY", "SUBSETS", "LPIPS_SKIPPED", "QualityConfig", "resolve_quality_model", "scene_labels", "score_image",
     "aggregate", "bench_quality", "per_image_csv", "quality_markdown", "save_crops", "best_worst",
 ]
 
@@ -42,8 +42,8 @@ LPIPS_SKIPPED = "skipped: needs AlexNet/VGG weights, none downloaded (pass --lpi
 
 @dataclass
 class QualityConfig:
-    """What to score. ``model``: a registry name, ``"identity"`` (the blurry input only) or
-    a built ``nn.Module``; ``folders``: ``blur`` / ``sharp`` / ``left`` / ``right`` for
+    """What to score. ``model``: a registry name, ``"identity"`` (the blurry input only),
+    a built ``nn.Module``, or None (the model a self-describing ``weights`` file names); ``folders``: ``blur`` / ``sharp`` / ``left`` / ``right`` for
     ``dataset="folder"``; ``deformed_gt=None``: on for SDD only."""
 
     dataset: str
@@ -202,10 +202,28 @@ def _read_sample(sample, need_views: bool) -> tuple[dict[str, np.ndarray], int]:
     return planes, sharp.bit_depth
 
 
+def resolve_quality_model(cfg: QualityConfig) -> QualityConfig:
+    """``model=None``: the model (and builder config) a self-describing weights file names, as
+    ``deblur`` does; the config is returned with them filled in."""
+    if cfg.model is not None:
+        return cfg
+    if cfg.weights is None:
+        raise UsageError("no model to score: pass a model name ('identity' for the blurry input), or weights "
+                         "written by `dpdeblur train` (they name their model)", settings=("model", "weights"))
+    import dataclasses
+
+    from dpdeblur.models import resolve_model
+
+    card, overrides = resolve_model(None, cfg.weights, cfg.model_config)
+    return dataclasses.replace(cfg, model=card.name, model_config=overrides)
+
+
 def check_quality_config(cfg: QualityConfig) -> None:
     """Usage errors before any image is read; the options ``deblur`` shares by its rules."""
     from dpdeblur.inference.pipeline import check_deblur_options
     from dpdeblur.metrics import SSIM_WINDOWS
+
+    cfg = resolve_quality_model(cfg)
 
     if cfg.ssim not in SSIM_WINDOWS:
         raise UsageError(f"ssim {cfg.ssim!r}: choose one of {', '.join(SSIM_WINDOWS)}", settings=("ssim",))
@@ -231,6 +249,7 @@ def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
     from dpdeblur.inference.pipeline import Deblurrer, Loaded
 
     check_quality_config(cfg)
+    cfg = resolve_quality_model(cfg)
     layout = get_layout(cfg.dataset, "bench quality")
     if layout is PIXEL4:
         return _bench_pixel4(cfg, on_image)

@@ -125,7 +125,7 @@ def quality_cmd(
     dataset: str = typer.Option(..., "--dataset", "-d", help="Data set layout (pixel4: real Pixel 4 captures, Xin et al.; folder: --blur/--sharp or --left/--right/--sharp).", **choice(lambda: datasets("bench quality"))),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the data set."),
     split: str = typer.Option("test", help="Split to score.", **choice(splits)),
-    model: str = typer.Option("identity", "--model", "-m", help="Model name; 'identity' scores the blurry input only.", **choice(lambda: ["identity", *models()])),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name; 'identity' scores the blurry input only. Default: the model a --weights file from `dpdeblur train` names, else identity.", show_default=False, **choice(lambda: ["identity", *models()])),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Weights file (default: the model's own)."),
     model_config: Optional[List[str]] = typer.Option(None, "--model-config", help="Builder overrides KEY=VALUE[,KEY=VALUE]."),
     blur: Optional[Path] = typer.Option(None, "--blur", help="folder: blurry images."),
@@ -163,7 +163,7 @@ def quality_cmd(
     if k < 0:
         raise UsageError("--save-images K DIR: K must be >= 0, e.g. --save-images 3 crops/")
     cfg = QualityConfig(
-        dataset=dataset, data_root=data_root, split=split, model=model, weights=weights,
+        dataset=dataset, data_root=data_root, split=split, model=model if model or weights else "identity", weights=weights,
         model_config=_overrides(model_config), folders=dict(blur=blur, sharp=sharp, left=left, right=right),
         tile=tile, overlap=overlap, device=device, precision=precision, ssim=ssim, deformed_gt=deformed_gt,
         scene_list=scene_list, lpips_weights=lpips_weights, limit=limit, crops=crop if k else 0,
