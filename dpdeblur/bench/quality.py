@@ -237,6 +237,17 @@ def check_quality_config(cfg: QualityConfig) -> None:
         check_model_config(get_card(cfg.model).name, cfg.model_config)
 
 
+def _scored_model(cfg: QualityConfig):
+    """``(Deblurrer or None for identity, row name)`` of the (resolved) model ``cfg`` scores."""
+    from dpdeblur.inference.pipeline import Deblurrer
+
+    if isinstance(cfg.model, str) and cfg.model == IDENTITY:
+        return None, IDENTITY
+    d = Deblurrer(cfg.model, cfg.weights, cfg.model_config, tile=cfg.tile, overlap=cfg.overlap,
+                  device=cfg.device, precision=cfg.precision, tta=cfg.tta)
+    return d, cfg.model if isinstance(cfg.model, str) else (d.card.name if d.card else type(cfg.model).__name__)
+
+
 def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] | None = None):
     """Score ``cfg.model`` (and the identity baseline) on a data set split.
 
@@ -246,10 +257,10 @@ def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
     """
     from dpdeblur.data import check_fit, find_pairs
     from dpdeblur.data.layouts import PIXEL4, get_layout
-    from dpdeblur.inference.pipeline import Deblurrer, Loaded
+    from dpdeblur.inference.pipeline import Loaded
 
+    cfg = resolve_quality_model(cfg)  # once: the check below then finds the model named
     check_quality_config(cfg)
-    cfg = resolve_quality_model(cfg)
     layout = get_layout(cfg.dataset, "bench quality")
     if layout is PIXEL4:
         return _bench_pixel4(cfg, on_image)
@@ -264,16 +275,9 @@ def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
                             f"(ids are file stems, e.g. {', '.join(list(by_id)[:3])})")
         samples = [by_id[i] for i in dict.fromkeys(cfg.ids)]
     samples = samples[: cfg.limit] if cfg.limit else samples
-    deblurrer = name = None
-    if isinstance(cfg.model, str) and cfg.model == IDENTITY:
-        name = IDENTITY
-    else:
-        deblurrer = Deblurrer(cfg.model, cfg.weights, cfg.model_config, tile=cfg.tile, overlap=cfg.overlap,
-                              device=cfg.device, precision=cfg.precision, tta=cfg.tta)
-        card = deblurrer.card
-        name = cfg.model if isinstance(cfg.model, str) else (card.name if card else type(cfg.model).__name__)
-        if card is not None:
-            check_fit(images, card)
+    deblurrer, name = _scored_model(cfg)
+    if deblurrer is not None and deblurrer.card is not None:
+        check_fit(images, deblurrer.card)
     deformed = cfg.deformed_gt if cfg.deformed_gt is not None else layout.deformed_gt
     labels = scene_labels(cfg.data_root, cfg.scene_list) if layout.scene_labels or cfg.scene_list else {}
     lpips, lpips_note = _lpips_fn(cfg.lpips_weights)
@@ -327,7 +331,7 @@ def _bench_pixel4(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
     channel, plain and deformed-GT scores for the combined input and the model."""
     from dpdeblur.data import pixel4 as p4
     from dpdeblur.data.layouts import PIXEL4
-    from dpdeblur.inference.pipeline import Deblurrer, Loaded
+    from dpdeblur.inference.pipeline import Loaded
     from dpdeblur.io.dualpixel import srgb_decode, srgb_encode
 
     if cfg.data_root is None:
@@ -335,12 +339,7 @@ def _bench_pixel4(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
     ids = p4.select_scenes(cfg.data_root, cfg.ids)
     ids = ids[: cfg.limit] if cfg.limit else ids
     gain = p4.vignetting_gain(cfg.data_root)
-    deblurrer = None
-    name = IDENTITY
-    if not (isinstance(cfg.model, str) and cfg.model == IDENTITY):
-        deblurrer = Deblurrer(cfg.model, cfg.weights, cfg.model_config, tile=cfg.tile, overlap=cfg.overlap,
-                              device=cfg.device, precision=cfg.precision, tta=cfg.tta)
-        name = cfg.model if isinstance(cfg.model, str) else (deblurrer.card.name if deblurrer.card else type(cfg.model).__name__)
+    deblurrer, name = _scored_model(cfg)
     deformed = cfg.deformed_gt is not False
     per_image: list[dict[str, Any]] = []
     crops: dict[str, np.ndarray] = {}
