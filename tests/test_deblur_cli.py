@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image as PILImage
@@ -131,12 +132,14 @@ def test_long_view_names_pair_like_train_and_sensor_pairs_go_to_the_raw_reader(t
     assert sorted(p.name for p in out.iterdir()) == ["a_deblurred.png", "b_deblurred.png", "s1_deblurred.png"]
     # a_left/a_right hold the same pixels as b_L/b_R: the same result
     assert np.array_equal(read_image(out / "a_deblurred.png").rgb, read_image(out / "b_deblurred.png").rgb)
-    # the sensor pair went through the raw reader: 16-bit output equal to deblurring its developed views
+    # the sensor pair went through the raw reader: 16-bit output equal to deblurring its developed
+    # views, one channel like the sensor's files (the mean of the model's three)
     model = create_model("dmtnet-t", weights=weights / "dp.safetensors")
     v = read_dual_pixel(d / "s1_left.png")
-    ref = dpdeblur.deblur((v.left, v.right), model=model, tile=0)
+    assert v.meta["monochrome"]
+    ref = dpdeblur.deblur((v.left, v.right), model=model, tile=0).mean(axis=2)
     got = read_image(out / "s1_deblurred.png")
-    assert got.bit_depth == 16 and np.abs(got.rgb - ref).max() <= 0.5 / 65535 + 1e-6
+    assert got.bit_depth == 16 and got.gray and np.abs(got.rgb[..., 0] - ref).max() <= 0.5 / 65535 + 1e-6
     # a long-named view alone names its missing twin in the same style
     (d / "a_right.png").unlink()
     rep = json.loads(cli(d / "a_left.png", "-o", out, "--model", "dmtnet-t", "--weights", weights / "dp.safetensors",
@@ -160,6 +163,8 @@ def test_rgb_model_gray_rgba_rotated(tmp_path, weights):
     d = tmp_path / "in"
     d.mkdir()
     write_image(d / "gray.png", rnd(30, 40, depth=16)[..., 0], 16)
+    write_image(d / "grayrgb.png", np.repeat(rnd(30, 40, depth=16)[..., :1], 3, axis=2), 16)  # the same pixels as RGB
+    PILImage.fromarray(np.dstack([rnd(30, 40)[..., 0], np.full((30, 40), 200, np.uint8)]), "LA").save(d / "graya.png")
     write_image(d / "rgba.png", rnd(30, 40), 8, alpha=np.linspace(0, 1, 1200, dtype=np.float32).reshape(30, 40))
     ex = PILImage.Exif()
     ex[0x0112] = 6
@@ -169,7 +174,14 @@ def test_rgb_model_gray_rgba_rotated(tmp_path, weights):
     assert r.exit_code == 0, r.output
     o = tmp_path / "o"
     g = read_image(o / "gray_deblurred.png")
-    assert g.bit_depth == 16 and g.rgb.shape == (30, 40, 3)
+    assert g.bit_depth == 16 and g.gray and g.rgb.shape == (30, 40, 3)
+    # gray in, gray out: one channel, the mean of what the model gives the same pixels as RGB
+    one = cv2.imread(str(o / "gray_deblurred.png"), cv2.IMREAD_UNCHANGED)
+    three = cv2.imread(str(o / "grayrgb_deblurred.png"), cv2.IMREAD_UNCHANGED)
+    assert one.shape == (30, 40) and one.dtype == np.uint16 and three.shape == (30, 40, 3)
+    assert np.abs(one.astype(np.int64) - three.astype(np.float64).mean(axis=2)).max() <= 1
+    ga = read_image(o / "graya_deblurred.png")  # gray + alpha: written as RGBA, the alpha kept
+    assert not ga.gray and ga.alpha is not None and np.abs(ga.alpha - 200 / 255).max() < 1e-6
     a = read_image(o / "rgba_deblurred.png")
     assert a.alpha is not None and np.abs(a.alpha - np.linspace(0, 1, 1200).reshape(30, 40)).max() < 1 / 255
     rot = read_image(o / "rot_deblurred.jpg")
@@ -178,6 +190,24 @@ def test_rgb_model_gray_rgba_rotated(tmp_path, weights):
     assert meta["orientation"] == 1 and meta["icc"] == b"icc" * 50
     rep = json.loads(r.stdout)
     assert {i["name"].split("/")[-1]: i["info"]["orientation"] for i in rep["items"]}["rot.jpg"] == 6
+    assert {i["name"].split("/")[-1]: i["info"]["channels"] for i in rep["items"]} == {
+        "gray.png": 1, "grayrgb.png": 3, "graya.png": 3, "rgba.png": 3, "rot.jpg": 3}
+
+
+@pytest.mark.parametrize("depth", [8, 16])  # 8-bit: view images; 16-bit one-channel: raw Pixel view files
+def test_gray_views_give_a_gray_result(tmp_path, weights, depth):
+    d = tmp_path / "in"
+    d.mkdir()
+    for v, seed in (("L", 1), ("R", 2)):
+        write_image(d / f"g_{v}.png", rnd(40, 56, depth=depth, seed=seed)[..., 0], depth)
+    write_image(d / "m_L.png", rnd(40, 56, depth=depth, seed=3)[..., 0], depth)  # one gray view, one colour view
+    write_image(d / "m_R.png", rnd(40, 56, depth=depth, seed=4), depth)
+    r = cli(d, "-o", tmp_path / "o", "--model", "dmtnet-t", "--weights", weights / "dp.safetensors", "--json")
+    assert r.exit_code == 0, r.output
+    g = cv2.imread(str(tmp_path / "o" / "g_deblurred.png"), cv2.IMREAD_UNCHANGED)
+    assert g.shape == (40, 56) and g.dtype == (np.uint8 if depth == 8 else np.uint16)
+    if depth == 8:  # a 16-bit one-channel file beside a colour one is not a raw view pair; 8-bit is
+        assert cv2.imread(str(tmp_path / "o" / "m_deblurred.png"), cv2.IMREAD_UNCHANGED).shape == (40, 56, 3)
 
 
 def run(*args):

@@ -32,6 +32,7 @@ __all__ = [
     "Loaded",
     "collect_items",
     "load_item",
+    "output_pixels",
     "require_weights",
     "load_model",
     "Deblurrer",
@@ -72,6 +73,9 @@ class Loaded:
     exif: bytes | None = None
     icc: bytes | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the input held one colour channel (gray files, monochrome raw view pairs): the
+    #: result is written as one channel too (see :func:`output_pixels`)
+    gray: bool = False
     #: EXIF orientation still to apply to the result: raw views stay in sensor orientation
     #: (disparity horizontal) through the network and are turned upright afterwards.
     pending_orientation: int = 1
@@ -230,7 +234,7 @@ def load_item(item: InputItem, dual_pixel: bool, raw_options: dict | None = None
         views = {"left": dp.left, "right": dp.right}
         return Loaded(
             image=None if dual_pixel else dp.combined, views=views if dual_pixel else None,
-            bit_depth=16, exif=dp.exif, meta=dict(dp.meta),
+            bit_depth=16, exif=dp.exif, meta=dict(dp.meta), gray=bool(dp.meta.get("monochrome")),
             pending_orientation=int(dp.meta.get("orientation", 1) or 1),
         )
     if item.kind == "pair":
@@ -242,12 +246,23 @@ def load_item(item: InputItem, dual_pixel: bool, raw_options: dict | None = None
                 "they are not two views of one photo")
         alpha = left.alpha if left.alpha is not None else right.alpha  # re-attached to the result
         return Loaded(views={"left": left.rgb, "right": right.rgb}, bit_depth=max(left.bit_depth, right.bit_depth),
-                      alpha=alpha, exif=left.meta.get("exif"), icc=left.meta.get("icc"), meta={"orientation": left.meta.get("orientation", 1)})
+                      alpha=alpha, exif=left.meta.get("exif"), icc=left.meta.get("icc"), meta={"orientation": left.meta.get("orientation", 1)},
+                      gray=left.gray and right.gray)
     im = read_image(item.paths[0])
     if dual_pixel:
         raise InputError(f"{item.paths[0]}: a dual-pixel model needs two views (a left and right pair, or <id>_L/<id>_R files)")
     return Loaded(image=im.rgb, bit_depth=im.bit_depth, alpha=im.alpha, exif=im.meta.get("exif"),
-                  icc=im.meta.get("icc"), meta={"orientation": im.meta.get("orientation", 1)})
+                  icc=im.meta.get("icc"), meta={"orientation": im.meta.get("orientation", 1)}, gray=im.gray)
+
+
+def output_pixels(y: np.ndarray, loaded: Loaded) -> np.ndarray:
+    """The result in the input's channel layout: :math:`(H, W)` (the mean of the model's
+    three channels, which see the same gray input) when the input held one channel and no
+    alpha, else ``y`` :math:`(H, W, 3)` unchanged (gray + alpha is written as RGBA: PNG
+    and TIFF writers here take one, three or four channels)."""
+    if loaded.gray and loaded.alpha is None:
+        return y.mean(axis=2, dtype=np.float32)
+    return y
 
 
 # ----------------------------------------------------------------------------- model
@@ -479,11 +494,12 @@ def deblur_files(
         if out.exists() and not overwrite:
             return ItemResult(it.name, status="skipped", outputs=[str(out)])
         loaded = load_item(it, deblurrer.dual_pixel, raw_options)
-        y = deblurrer.run(loaded)
+        y = output_pixels(deblurrer.run(loaded), loaded)
         depth = loaded.bit_depth if str(bit_depth) == "auto" else int(bit_depth)
         write_image(out, y, depth, alpha=loaded.alpha, quality=quality, exif=loaded.exif, icc=loaded.icc)
         h, w = y.shape[:2]
         return ItemResult(it.name, outputs=[str(out)], info={"size": [w, h], "bit_depth": 8 if out.suffix == ".jpg" else depth,
+                                                             "channels": 1 if y.ndim == 2 else 3,
                                                              "orientation": loaded.meta.get("orientation", 1)})
 
     return run_batch(plan, one, label="deblur", name=lambda j: j[0].name, console=console, progress=progress)

@@ -38,6 +38,7 @@ class Image:
         bit_depth: 8 or 16, as stored in the file.
         alpha: :math:`(H, W)` float32 in [0, 1] set aside, or None.
         path: the source file.
+        gray: the file holds one colour channel (gray, or gray + alpha); ``rgb`` repeats it.
         meta: ``exif`` (TIFF-structured bytes with Orientation reset to 1, or None),
             ``icc`` (bytes or None), ``orientation`` (the file's EXIF orientation,
             already applied to ``rgb`` and ``alpha``).
@@ -48,6 +49,7 @@ class Image:
     alpha: np.ndarray | None = None
     path: Path | None = None
     meta: dict = field(default_factory=dict)
+    gray: bool = False
 
 
 def to_float(a: np.ndarray) -> np.ndarray:
@@ -130,6 +132,7 @@ def read_image(path: str | Path) -> Image:
         alpha=None if alpha is None else apply_orientation(to_float(alpha), o),
         path=path,
         meta=meta,
+        gray=a.ndim == 2 or a.shape[2] <= 2,
     )
 
 

@@ -52,7 +52,8 @@ class DualPixelViews:
     Attributes:
         left, right, combined: :math:`(H, W, 3)` float32 sRGB in [0, 1] (16-bit
             precision); the views are scaled to the combined image's brightness.
-        meta: camera, levels, white balance, orientation, stored view, saturation...
+        meta: camera, levels, white balance, orientation, stored view, saturation,
+            ``monochrome`` (one-channel view files: the three channels are equal)...
         exif: EXIF as TIFF-structured bytes (:func:`dpdeblur.io.metadata.tiff_exif`),
             Orientation set to the file's rotation, for writing beside the result, or None.
         saturation_mask: :math:`(H, W)` bool, pixels where A+B reached its white level.
@@ -380,7 +381,7 @@ def read_dual_pixel(
         left_share=_left_share(cfa.left, cfa.combined),
         crop=list(box) if box else None,
         scale=scale, flat_field=ff is not None, demosaic=demosaic,
-        transfer="linear" if linear else "srgb", shape=list(left.shape[:2]),
+        transfer="linear" if linear else "srgb", shape=list(left.shape[:2]), monochrome=False,
     )
     return DualPixelViews(left, right, combined, meta, _exif_bytes(path, meta["orientation"]), mask)
 
@@ -409,7 +410,7 @@ def _read_pair(path, ff, scale, black_level, white_level, linear) -> DualPixelVi
         "orientation": 1, "stored_view": None, "saturation": round(float(mask.mean()), 6),
         "left_share": _left_share(lv, combined_lin),
         "crop": None, "scale": scale, "flat_field": ff is not None,
-        "transfer": "linear" if linear else "srgb", "shape": list(left.shape[:2]),
+        "transfer": "linear" if linear else "srgb", "shape": list(left.shape[:2]), "monochrome": True,
     }
     rgb = [np.repeat(a[..., None], 3, axis=2) for a in (left, right, combined)]
     return DualPixelViews(*rgb, meta, None, mask)
