@@ -215,9 +215,9 @@ def run(*args):
 
 
 def test_missing_weights_fail_before_work(pairs, tmp_path):
-    r = run(pairs, "-o", tmp_path / "o", "--model", "dmtnet-s")  # dmtnet-s ships no weights
+    r = run(pairs, "-o", tmp_path / "o", "--model", "dmtnet-b")  # dmtnet-b ships no weights
     assert r.returncode == 1
-    assert "dmtnet-s" in r.stderr and "--weights" in r.stderr and "dpdeblur train" in r.stderr
+    assert "dmtnet-b" in r.stderr and "--weights" in r.stderr and "dpdeblur train" in r.stderr
     assert not (tmp_path / "o").exists()
 
 

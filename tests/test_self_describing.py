@@ -87,8 +87,8 @@ def test_files_that_do_not_say_need_a_model(run, tmp_path):
     torch.save(read_state_dict(out / "last.safetensors"), pt)
     r = cli("deblur", tmp_path, "--weights", pt)
     assert r.exit_code == 2 and "does not say which model" in r.output and str(pt) in r.output, r.output
-    r = cli("deblur", tmp_path)
-    assert r.exit_code == 2 and "--model" in r.output and "--weights" in r.output, r.output
+    r = cli("deblur", tmp_path)  # neither: the bundled default model, so what is missing here is images
+    assert r.exit_code == 1 and "contain no images" in r.output and "--model" not in r.output, r.output
 
 
 def test_fine_tuning_takes_model_and_config_from_the_weights(run, tiny):

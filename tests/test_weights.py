@@ -132,3 +132,51 @@ def test_pretrained_without_weights_says_how_to_get_them(monkeypatch, tmp_path):
     if get_card("dmtnet-h").weights is None:
         with pytest.raises(WeightsError, match="pass weights FILE"):
             create_model("dmtnet-h", pretrained=True, device="meta")
+
+
+def test_float16_copy_is_half_the_size_keeps_metadata_and_deblurs_the_same(tmp_path, trained, tiny, fresh):
+    from dpdeblur.models.weights import convert_weights, read_weights_metadata, weights_model
+
+    full = tmp_path / "w.safetensors"
+    save_weights(trained, full)
+    half = tmp_path / "w16.safetensors"
+    digest = convert_weights(full, half, "float16")
+    assert digest == sha256_file(half)
+    from safetensors import safe_open
+
+    with safe_open(str(half), "pt") as f:
+        dtypes = {f.get_tensor(k).dtype for k in f.keys()}
+    assert dtypes == {torch.float16}
+    assert half.stat().st_size < 0.6 * full.stat().st_size  # the tiny net: its header is a large share
+    assert read_weights_metadata(half) == read_weights_metadata(full)  # model name and config travel
+    assert weights_model(half)[0] == "dmtnet-s"
+    m = fresh()
+    load_weights(m, half, sha256=digest)  # cast back into the float32 model
+    assert all(v.dtype == torch.float32 for v in m.state_dict().values())
+    for k, v in trained.state_dict().items():
+        assert torch.allclose(m.state_dict()[k], v, rtol=1e-3, atol=1e-4), k
+    x = torch.rand(1, 6, 32, 32)
+    trained.eval(), m.eval()
+    with torch.no_grad():
+        assert (m(x) - trained(x)).abs().max() < 0.5 / 255  # under half an 8-bit level
+
+
+def test_convert_refuses_overwriting_its_source_and_unknown_types(tmp_path, trained):
+    from dpdeblur.models.weights import convert_weights
+
+    p = tmp_path / "w.safetensors"
+    save_weights(trained, p)
+    before = p.read_bytes()
+    with pytest.raises(WeightsError, match="overwrite the source"):
+        convert_weights(p, tmp_path / "." / "w.safetensors")
+    with pytest.raises(WeightsError, match="choose one of float32, float16, bfloat16"):
+        convert_weights(p, tmp_path / "x.safetensors", "int8")
+    with pytest.raises(WeightsError, match="name the file"):
+        convert_weights(p, tmp_path / "x.pt")
+    assert p.read_bytes() == before and not (tmp_path / "x.safetensors").exists()
+    big = tmp_path / "big.safetensors"
+    save_weights({"w": torch.tensor([1.0, 7e4])}, big)
+    with pytest.raises(WeightsError, match="beyond float16's range.*bfloat16"):
+        convert_weights(big, tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
+    convert_weights(big, tmp_path / "x.safetensors", "bfloat16")  # the wider exponent holds it

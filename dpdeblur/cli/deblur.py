@@ -16,7 +16,7 @@ from dpdeblur.cli.choices import choice, models
 @guarded
 def deblur_cmd(
     inputs: Optional[List[str]] = typer.Argument(None, help="Images, folders, globs, raw files or DPDD-layout roots."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered model name (see `dpdeblur models`); default: the model a --weights file from `dpdeblur train` names.", **choice(models)),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered model name (see `dpdeblur models`); default: the model a --weights file from `dpdeblur train` names, else the bundled dual-pixel model (marked default in `dpdeblur models`).", **choice(models)),
     output_dir: Optional[str] = typer.Option(None, "--out", "-o", help="Output folder (default: beside each input)."),
     old_output_dir: Optional[str] = typer.Option(None, "--output-dir", hidden=True),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Weights file (.safetensors/.pt); default: the model's bundled weights."),
@@ -50,15 +50,14 @@ def deblur_cmd(
     """
     from dpdeblur.errors import InputError, UsageError
     from dpdeblur.inference.pipeline import (Deblurrer, check_deblur_options, collect_items, deblur_files,
-                                             plan_outputs, require_weights)
+                                             default_model_name, plan_outputs, require_weights)
     from dpdeblur.models import parse_model_config, resolve_model
     from dpdeblur.models.registry import check_model_config
 
     output_dir = renamed("--out", output_dir, "--output-dir", old_output_dir)
     if not inputs and not (left or right):
         raise UsageError("no inputs: pass images, folders or globs, or --left L --right R")
-    if model is None and weights is None:
-        raise UsageError("pass --model NAME (see `dpdeblur models`) or --weights FILE written by `dpdeblur train`")
+    model = default_model_name(model, weights)
     # every option is checked before any work (the same rules as bench speed / quality)
     check_deblur_options(ext=ext, bit_depth=bit_depth, quality=quality, suffix=suffix, tile=tile, overlap=overlap,
                          blend=blend, tile_batch=tile_batch, device=device, precision=precision, stored_view=stored_view)

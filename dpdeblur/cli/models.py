@@ -27,6 +27,7 @@ def models_cmd(
     from rich.table import Table
 
     from dpdeblur.models import get_card, list_models, resolve_weights
+    from dpdeblur.models.cards import DEFAULT_MODEL
 
     cards = [get_card(name)] if name else [get_card(n) for n in list_models()]
     if as_json:
@@ -35,6 +36,7 @@ def models_cmd(
             d = c.to_dict()
             p = resolve_weights(c)
             d["weights_path"] = str(p) if p else None
+            d["default"] = c.name == DEFAULT_MODEL  # what `deblur` runs without --model / --weights
             out.append(d)
         print_json(out[0] if name else out)
         return
@@ -53,7 +55,7 @@ def models_cmd(
         table.add_row(
             c.name, layout, str(c.multiple_of), tiling, _human(c.params, ""), _human(c.paper_params, ""),
             _human(c.macs, ""), _human(c.paper_macs, ""), metric,
-            "bundled" if w else ("missing" if c.weights else "none"),
+            ("bundled" if w else ("missing" if c.weights else "none")) + (", default" if c.name == DEFAULT_MODEL else ""),
         )
     console = out_console()
     console.print(table)
@@ -62,4 +64,4 @@ def models_cmd(
     else:
         console.print("input: dp R+L = two dual-pixel views stacked right then left; rgb = one image. "
                       "tiling: deblur's default tile size (align: tile starts fall on multiples of it); "
-                      "whole image: the model does not tile exactly.", soft_wrap=True)
+                      "whole image: the model does not tile exactly. default: what `dpdeblur deblur` runs without --model.", soft_wrap=True)

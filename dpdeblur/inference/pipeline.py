@@ -268,6 +268,15 @@ def output_pixels(y: np.ndarray, loaded: Loaded) -> np.ndarray:
 # ----------------------------------------------------------------------------- model
 
 
+def default_model_name(name: str | None, weights: str | Path | None) -> str | None:
+    """``name``, or the bundled default dual-pixel model when neither a name nor weights are given."""
+    if name is None and weights is None:
+        from dpdeblur.models.cards import DEFAULT_MODEL
+
+        return DEFAULT_MODEL
+    return name
+
+
 def require_weights(name: str | None, weights: str | Path | None = None) -> None:
     """Raise :class:`WeightsError` naming the model and how to get weights when it has none (cheap: builds nothing)."""
     from dpdeblur.models import resolve_model, resolve_weights
@@ -289,9 +298,11 @@ def load_model(name: str | None = None, weights: str | Path | None = None, model
     """Build ``name`` with ``weights`` (or its default weights); fail fast, naming the model, when it has none.
 
     ``name`` and ``model_config`` default to what a self-describing weights file says
-    (see :func:`dpdeblur.models.resolve_model`)."""
+    (see :func:`dpdeblur.models.resolve_model`); with neither a name nor weights, the
+    bundled default dual-pixel model (:data:`dpdeblur.models.cards.DEFAULT_MODEL`)."""
     from dpdeblur.models import create_model
 
+    name = default_model_name(name, weights)
     require_weights(name, weights)
     return create_model(name, weights=weights, pretrained=weights is None, **(model_config or {}))
 
@@ -300,8 +311,9 @@ class Deblurrer:
     """A model ready for photos: device, precision and tiling settings.
 
     Args:
-        model: registry name, None (the model a self-describing ``weights`` file names)
-            or a built ``nn.Module`` (with ``card`` for dual-pixel models).
+        model: registry name, None (the model a self-describing ``weights`` file names; without
+            weights, the bundled default dual-pixel model) or a built ``nn.Module`` (with ``card``
+            for dual-pixel models).
         weights, model_config: for a name (see :func:`load_model`).
         tile: tile size; None = the model card's recommendation (0, whole image, for
             models that do not tile exactly such as FCN; 512 without a card).
@@ -520,7 +532,8 @@ def deblur(image_or_views, model=None, weights=None, tile: int | None = None, ov
             dual-pixel models; or a path (an image, an ``<id>_L``/``<id>_R`` view
             whose twin is beside it, or a raw dual-pixel file).
         model: registry name (``"dmtnet-s"``) or a built model; None: the model a
-            ``.safetensors`` from ``dpdeblur train`` names (with its builder config).
+            ``.safetensors`` from ``dpdeblur train`` names (with its builder config), or
+            without weights the bundled default dual-pixel model (``dpdeblur models``).
         weights: weights file; default: the model's bundled weights.
         tile, overlap: tiling (``tile=0``: whole image; None: the model card's default).
         model_config: builder overrides (tiny test configs); default: the weights file's.

@@ -34,9 +34,13 @@ _DMTNET = [
     ("dmtnet-h", 4, 48267690, 2530089677952, 48.24e6, 2506.51e9, 26.91, 0.841, 0.034),
 ]
 
+#: the model ``deblur`` uses when given neither a model nor weights: the best bundled dual-pixel one
+DEFAULT_MODEL = "dmtnet-s"
+
 #: weights shipped in assets/weights (model card beside them): name -> (file, sha256)
 BUNDLED = {
     "dmtnet-t": ("dmtnet-t-dp.safetensors", "8df3795b371229a86210f12a0821a234ea5f2ed6426595afd9991887697d6ac5"),
+    "dmtnet-s": ("dmtnet-s-dp.safetensors", "b403fd2fc6dbc1aeaa8b889b296c0faf3cdf93ef1e960f7b8e38ce21b6679904"),  # float16
 }
 
 for name, nd, params, macs, pp, pm, psnr, ssim, mae in _DMTNET:
