@@ -6,13 +6,36 @@ The CLI turns any :class:`DpdeblurError` into ``error: <message>`` and exit code
 
 from __future__ import annotations
 
-from typing import Iterable
+import contextlib
+from contextvars import ContextVar
+from typing import Callable, Iterable, Iterator
 
 
 def few(items: Iterable[object], n: int = 8) -> str:
     """``"a, b, c (+7 more)"``: the first ``n`` items of a list for a one-line message."""
     xs = [str(x) for x in items]
     return ", ".join(xs[:n]) + (f" (+{len(xs) - n} more)" if len(xs) > n else "")
+
+
+_RENDER: ContextVar[Callable[["DpdeblurError"], str] | None] = ContextVar("dpdeblur_render", default=None)
+
+
+def message(e: BaseException) -> str:
+    """The text of an error as the running front end shows it: the CLI renders the settings a
+    :class:`DpdeblurError` names as its flags (see :func:`rendering`); otherwise ``str(e)``."""
+    render = _RENDER.get()
+    return render(e) if render is not None and isinstance(e, DpdeblurError) else str(e)
+
+
+@contextlib.contextmanager
+def rendering(render: Callable[["DpdeblurError"], str]) -> Iterator[None]:
+    """Within the block, :func:`message` (used by batches for their per-item errors) shows errors
+    through ``render``."""
+    token = _RENDER.set(render)
+    try:
+        yield
+    finally:
+        _RENDER.reset(token)
 
 
 class DpdeblurError(Exception):
@@ -38,6 +61,11 @@ class WeightsError(DpdeblurError):
 
 class InputError(DpdeblurError):
     """An input file is missing, unreadable, corrupt or of the wrong kind."""
+
+
+class OutputError(DpdeblurError):
+    """An output cannot be written where it should go: a folder in the way, a path under a file,
+    no permission, a full disk."""
 
 
 class DataError(DpdeblurError):

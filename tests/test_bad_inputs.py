@@ -58,6 +58,21 @@ def ws(tmp_path_factory, tiny):
     good = (root / "in/a_L.png").read_bytes()
     (root / "trunc_L.png").write_bytes(good[: len(good) // 2])
     shutil.copy(root / "in/a_R.png", root / "trunc_R.png")
+    import cv2
+
+    nan = np.random.default_rng(5).random((32, 32, 3)).astype(np.float32)
+    nan[5, 5, 0] = np.nan
+    for side in "LR":
+        cv2.imwrite(str(root / f"nan_{side}.tif"), nan)  # float TIFF views with one NaN sample
+    sensor = (1024 + np.random.default_rng(6).random((32, 32)) * 15000).astype(np.uint16)
+    for side in ("left", "right"):
+        cv2.imwrite(str(root / f"s16_{side}.png"), sensor)  # a raw sensor pair (16-bit, one channel)
+        cv2.imwrite(str(root / f"p8_{side}.pgm"), (sensor >> 8).astype(np.uint8))  # 8 bits: not sensor data
+    (root / "zero.png").write_bytes(b"")
+    (root / "blocked/a_deblurred.png").mkdir(parents=True)  # folders where output files would go
+    (root / "blocked/s16_C.png").mkdir()
+    write_image(root / "ab/blur/a.png", _img(seed=7), 8)  # align whose out/gt is the sharp folder
+    write_image(root / "ab/gt/a.png", _img(seed=8), 8)
     save_weights(tiny.model("dmtnet-t"), root / "dp.safetensors")
     data = make_dpdd(root / "data", n=(2, 1, 0), h=48, w=48)
     # a DPDD root whose right views are missing
@@ -130,6 +145,11 @@ CASES = [
     ("deblur-dpdd-missing-right", [*DEBLUR, "{ws}/dpdd_no_r", "-o", "{ws}/out"], 1, "001_R"),
     ("deblur-output-dir-is-file", [*DEBLUR, *LR[:4], "-o", "{ws}/afile"], 2, "afile"),
     ("deblur-flat-field-text", [*DEBLUR, *LR, "--flat-field", "{ws}/notes.txt", "{ws}/notes.txt"], 1, "notes.txt"),
+    ("deblur-flat-field-empty", [*DEBLUR, *LR, "--flat-field", "{ws}/zero.png", "{ws}/zero.png"], 1, "empty"),
+    ("deblur-nan-samples", [*DEBLUR, "--left", "{ws}/nan_L.tif", "--right", "{ws}/nan_R.tif", "-o", "{ws}/out"], 1, "NaN"),
+    ("deblur-output-dir-under-file", [*DEBLUR, *LR[:4], "-o", "{ws}/afile/sub"], 2, "afile"),
+    ("deblur-output-is-a-folder", [*DEBLUR, *LR[:4], "-o", "{ws}/blocked", "--tile", "0"], 1, "is a folder"),
+    ("deblur-tile-too-small", [*DEBLUR, *LR, "--tile", "8", "--overlap", "0"], 2, "--tile"),
     # split-dp
     ("split-missing", ["split-dp", "{ws}/nope.dng", "-o", "{ws}/out"], 1, "nope.dng"),
     ("split-empty-folder", ["split-dp", "{ws}/empty", "-o", "{ws}/out"], 1, "empty"),
@@ -138,6 +158,11 @@ CASES = [
     ("split-levels-contradict", ["split-dp", "{ws}/in", "-o", "{ws}/out", "--black-level", "5000", "--white-level", "100"], 2, "--black-level"),
     ("split-layout", ["split-dp", "{ws}/in", "-o", "{ws}/out", "--layout", "tree"], 2, "--layout"),
     ("split-outdir-is-file", ["split-dp", "{ws}/in", "-o", "{ws}/afile"], 2, "afile"),
+    ("split-8bit-sensor-pair", ["split-dp", "{ws}/p8_left.pgm", "-o", "{ws}/out"], 1, "8-bit"),
+    ("split-black-level-alone", ["split-dp", "{ws}/s16_left.png", "-o", "{ws}/out", "--black-level", "20000"], 2, "--white-level"),
+    ("split-flat-field-empty", ["split-dp", "{ws}/s16_left.png", "-o", "{ws}/out", "--flat-field", "{ws}/zero.png",
+                                "{ws}/zero.png"], 1, "zero.png: the file is empty"),
+    ("split-output-is-a-folder", ["split-dp", "{ws}/s16_left.png", "-o", "{ws}/blocked"], 1, "s16_C.png"),  # no partial item
     # synth
     ("synth-size-zero", ["synth", "-o", "{ws}/out", "--size", "0x0", "--count", "3"], 2, "--size"),
     ("synth-count-zero", ["synth", "-o", "{ws}/out", "--count", "0"], 2, "--count"),
@@ -162,11 +187,21 @@ CASES = [
     ("train-resume-wrong-root", ["train", "--out", "{ws}/run", "--resume", "--data-root", "{ws}/nope", "-q"], 1, "nope"),
     ("train-resume-bad-config", ["train", "--out", "{ws}/runbad", "--resume", "-q"], 2, "config.json"),
     ("train-resume-no-run", ["train", "--out", "{ws}/newrun", "--resume", "-q"], 2, "newrun"),
+    ("train-out-under-file", [*TRAIN, "--out", "{ws}/afile/run"], 2, "afile"),
+    ("train-cache-is-file", [*TRAIN, "--cache", "{ws}/afile", "--out", "{ws}/newrun"], 2, "--cache"),
+    ("train-val-crop-below-ssim", [*TRAIN, "--val-crop", "8", "--out", "{ws}/newrun"], 2, "--val-crop"),
+    ("train-clip-negative", [*TRAIN, "--clip", "-1", "--out", "{ws}/newrun"], 2, "--clip -1"),
+    ("train-model-config-heads", [*TRAIN, "--model-config", "heads=5", "--out", "{ws}/newrun"], 2, "multiple of heads"),
+    ("train-gpus-negative", [*TRAIN, "--gpus", "-1", "--out", "{ws}/newrun"], 2, "--gpus"),
+    ("train-test-only-dataset", ["train", "--dataset", "hide", "--data-root", "{ws}/data", "--out", "{ws}/newrun", "-q"],
+     2, "test-only"),
     # align
     ("align-missing", ["align", "--blur", "{ws}/nope", "--sharp", "{ws}/in", "-o", "{ws}/out"], 1, "nope"),
     ("align-empty", ["align", "--blur", "{ws}/empty", "--sharp", "{ws}/empty", "-o", "{ws}/out"], 1, "empty"),
     ("align-preset", ["align", "--blur", "{ws}/in", "--sharp", "{ws}/in", "-o", "{ws}/out", "--preset", "slow"], 2, "--preset"),
     ("align-out-is-file", ["align", "--blur", "{ws}/in", "--sharp", "{ws}/in", "-o", "{ws}/afile"], 2, "afile"),
+    ("align-out-replaces-sharp", ["align", "--blur", "{ws}/ab/blur", "--sharp", "{ws}/ab/gt", "-o", "{ws}/ab"], 2, "gt/"),
+    ("align-out-under-file", ["align", "--blur", "{ws}/ab/blur", "--sharp", "{ws}/ab/gt", "-o", "{ws}/afile/x"], 2, "afile"),
     # bench
     ("speed-size-zero", [*SPEED, "--size", "0x0"], 2, "--size"),
     ("speed-size-garbage", [*SPEED, "--size", "big"], 2, "--size"),
@@ -174,6 +209,7 @@ CASES = [
     ("speed-overlap-ge-tile", [*SPEED, "--tile", "64", "--overlap", "64"], 2, "--overlap"),
     ("speed-runs-zero", [*SPEED, "--runs", "0"], 2, "--runs"),
     ("speed-model-config-key", [*SPEED, "--model-config", "foo=1"], 2, "valid keys"),
+    ("speed-model-config-window", [*SPEED, "--model-config", "window=0"], 2, "window must be"),
     ("speed-unknown-model", ["bench", "speed", "-m", "nosuch"], 2, "nosuch"),
     ("speed-precision", [*SPEED, "--precision", "fp8"], 2, "--precision"),
     ("quality-root-missing", [*QUALITY[:5], "{ws}/nope", *QUALITY[6:]], 1, "nope"),

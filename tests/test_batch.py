@@ -56,3 +56,41 @@ def test_atomic_path_leaves_nothing_on_error(tmp_path):
             raise RuntimeError
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_recursive_glob_does_not_follow_link_loops(tmp_path):
+    """``**`` with recursion does not follow symbolic links to folders (a loop would never end)."""
+    sub = tmp_path / "a" / "sub"
+    sub.mkdir(parents=True)
+    (sub / "1.png").write_bytes(b"x")
+    (tmp_path / "a" / "2.png").write_bytes(b"x")
+    (sub / "up").symlink_to("..")
+    (sub / "up2").symlink_to("../..")
+    got = expand_inputs([str(tmp_path / "**" / "*.png")], [".png"], recursive=True)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in got) == ["a/2.png", "a/sub/1.png"]
+    got = expand_inputs([str(tmp_path / "a" / "**" / "*.png")], [".png"], recursive=False)  # ** = * then
+    assert [p.name for p in got] == ["1.png"]
+    got = expand_inputs([str(tmp_path / "a" / "*.png")], [".png"], exclude=lambda p: p.stem == "2")
+    assert got == []  # everything the pattern matched was excluded: no error, nothing to do
+
+
+def test_atomic_group_writes_all_or_nothing(tmp_path):
+    from dpdeblur.errors import OutputError
+    from dpdeblur.utils.atomic import atomic_group
+
+    paths = {k: tmp_path / f"{k}.txt" for k in "abc"}
+    with atomic_group(paths) as tmp:
+        for k, p in tmp.items():
+            assert p.parent == tmp_path and p.suffix == ".txt" and not paths[k].exists()
+            p.write_text(k)
+    assert {k: p.read_text() for k, p in paths.items()} == {"a": "a", "b": "b", "c": "c"}
+    with pytest.raises(RuntimeError):
+        with atomic_group(paths) as tmp:
+            tmp["a"].write_text("new")
+            raise RuntimeError("the item failed half-way")
+    assert paths["a"].read_text() == "a" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", "c.txt"]
+    (tmp_path / "d.txt").mkdir()  # a folder in the way: refused before anything is written
+    with pytest.raises(OutputError, match="folder is in the way"):
+        with atomic_group({"a": paths["a"], "d": tmp_path / "d.txt"}):
+            pass
+    assert paths["a"].read_text() == "a"

@@ -49,7 +49,7 @@ def test_rgb_sets_and_mismatch(tmp_path):
         for d in ("blur", "sharp"):
             write_image(root / "train" / scene / d / "0001.png", img)
     assert [x.id for x in find_pairs("gopro", root, "train").samples] == ["GOPR1/0001", "GOPR2/0001"]
-    with pytest.raises(DataError, match="test-only"):
+    with pytest.raises(UsageError, match="test-only"):
         find_pairs("hide", tmp_path, "train")
     with pytest.raises(UsageError, match="unknown data set"):
         find_pairs("nope", tmp_path)

@@ -128,6 +128,9 @@ def test_pairs_keep_alpha_and_the_same_file_twice_is_warned(tmp_path, weights):
     assert "warning:" in r.stderr and "same file" in r.stderr
     im = read_image(tmp_path / "out/v_deblurred.png")
     assert im.alpha is not None and np.array_equal(np.rint(im.alpha * 255).astype(np.uint8), rgba[..., 3])
+    r = deblur(weights, "--left", tmp_path / "v.png", "--right", tmp_path / "v.png", "-o", tmp_path / "out", "--overwrite",
+               "--json")
+    assert json.loads(r.stdout)["items"][0]["info"]["channels"] == 4  # the report counts the alpha it wrote
 
 
 def test_ctrl_c_in_train_says_where_the_checkpoint_is(tmp_path, monkeypatch, tiny):

@@ -191,7 +191,7 @@ def test_rgb_model_gray_rgba_rotated(tmp_path, weights):
     rep = json.loads(r.stdout)
     assert {i["name"].split("/")[-1]: i["info"]["orientation"] for i in rep["items"]}["rot.jpg"] == 6
     assert {i["name"].split("/")[-1]: i["info"]["channels"] for i in rep["items"]} == {
-        "gray.png": 1, "grayrgb.png": 3, "graya.png": 3, "rgba.png": 3, "rot.jpg": 3}
+        "gray.png": 1, "grayrgb.png": 3, "graya.png": 4, "rgba.png": 4, "rot.jpg": 3}  # the written file's (alpha counts)
 
 
 @pytest.mark.parametrize("depth", [8, 16])  # 8-bit: view images; 16-bit one-channel: raw Pixel view files
@@ -259,3 +259,46 @@ def test_help_does_not_import_torch():
             "print('torch' in sys.modules, 'numpy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_rerun_beside_the_inputs_skips_its_own_outputs(tmp_path, weights):
+    """Outputs written beside the inputs are not taken for inputs by the next run over the folder
+    (a glob or a folder); named explicitly, such a file is still an input."""
+    d = tmp_path / "in"
+    for v, seed in (("L", 1), ("R", 2)):
+        write_image(d / f"x_{v}.png", rnd(40, 56, seed=seed), 8)
+    common = ["--model", "dmtnet-t", "--weights", weights / "dp.safetensors", "--json"]
+    r = cli(d, *common)
+    assert r.exit_code == 0 and json.loads(r.stdout)["ok"] == 1 and (d / "x_deblurred.png").is_file()
+    for again in (d, str(d / "*.png")):
+        r = cli(again, *common)
+        rep = json.loads(r.stdout)
+        assert r.exit_code == 0, r.output
+        assert (rep["ok"], rep["skipped"], rep["failed"], len(rep["items"])) == (0, 1, 0, 1)
+    r = cli(d / "x_deblurred.png", "-o", tmp_path / "o", *common)  # explicit: an input like any other
+    assert r.exit_code == 1 and "needs two views" in json.loads(r.stdout)["items"][0]["error"]
+
+
+def test_json_reports_an_error_before_any_work(tmp_path, weights):
+    """--json: scripts get a JSON document on stdout for a usage error or a failure too."""
+    r = cli(tmp_path / "nope.png", "--model", "dmtnet-t", "--weights", weights / "dp.safetensors", "--json")
+    assert r.exit_code == 1 and json.loads(r.stdout) == {"error": r.stderr.split("error: ", 1)[1].strip(), "exit_code": 1}
+    r = cli(tmp_path / "nope.png", "--model", "dmtnet-t", "--tile", "-3", "--json")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 2 and doc["exit_code"] == 2 and "--tile" in doc["error"]
+
+
+def test_8bit_views_named_left_right_are_images_not_sensor_data(tmp_path, weights):
+    """An 8-bit ``<id>_left.pgm`` pair holds developed views, not 16-bit linear sensor data (which
+    would read as black under the Pixel's black level): it is deblurred as a view pair."""
+    from dpdeblur.io.raw import is_sensor_pair
+
+    g = rnd(40, 56, c=1, seed=3)[..., 0]
+    for side in ("left", "right"):
+        cv2.imwrite(str(tmp_path / f"v_{side}.pgm"), g)
+        cv2.imwrite(str(tmp_path / f"s_{side}.pgm"), g.astype(np.uint16) * 64 + 1024)
+    assert not is_sensor_pair(tmp_path / "v_left.pgm") and is_sensor_pair(tmp_path / "s_left.pgm")
+    r = cli(tmp_path / "v_left.pgm", "-o", tmp_path / "o", "--model", "dmtnet-t", "--weights", weights / "dp.safetensors")
+    assert r.exit_code == 0, r.output
+    out = read_image(tmp_path / "o/v_deblurred.png")
+    assert out.bit_depth == 8 and out.gray and out.rgb.mean() > 0.2  # the views' level, not black

@@ -191,3 +191,30 @@ def test_shared_reference_alignment_is_the_stacks_shift_and_scale():
     assert abs(fit.displacement(672, 504)[1]) < 5  # a few pixels at the centre, no more
     ident = p4.score(s.combined, s.gt, deformed=False)["psnr"]
     assert p4.score(srgb_decode(target), s.gt, deformed=False)["psnr"] > ident + 1.5  # the ceiling row
+
+
+def test_write_pairs_goes_on_past_a_bad_scene(root, tmp_path):
+    """A scene whose reference is unreadable fails on its own (no file of it written); the other
+    scenes are written and the command exits 1 with a JSON report naming the failure."""
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(root, bad)
+    (bad / "gt_all_in_focus/000_gt.png").write_bytes(b"")
+    recs = p4.write_pairs(bad, tmp_path / "p")
+    assert [r["id"] for r in recs] == ["000", "001"]
+    assert "000_gt.png: the file is empty" in recs[0]["error"] and "error" not in recs[1]
+    written = sorted(p.name for p in (tmp_path / "p").rglob("*") if p.is_file())
+    assert written == ["p4_001.png", "p4_001.png", "p4_001_L.png", "p4_001_R.png"]  # source, target, views
+    r = CliRunner().invoke(app, ["align", "--pixel4", str(bad), "-o", str(tmp_path / "q"), "--json"])
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 1 and doc["failed"] == 1 and "Traceback" not in r.output
+
+
+def test_align_refuses_images_too_small_for_the_flow(tmp_path):
+    from dpdeblur.io.images import write_image
+
+    for d in ("b", "s"):
+        write_image(tmp_path / d / "a.png", np.zeros((8, 8, 3), np.float32), 8)
+    r = CliRunner().invoke(app, ["align", "--blur", str(tmp_path / "b"), "--sharp", str(tmp_path / "s"), "-o", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "8x8 pixels; optical flow needs images of at least 16x16" in r.stderr

@@ -233,3 +233,24 @@ def test_ddp_two_cpu_processes(dpdd, tmp_path, tiny):
     r = subprocess.run([*cmd[:-4], "--max-steps", "14", "--resume", "--device", "cpu"], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     assert load_state(tmp_path / "ddp/last.state.pt")["step"] == 14
+
+
+def test_a_file_failing_mid_run_keeps_the_steps_done(tmp_path, cfg_for):
+    """A validation image that passes the header check but cannot be decoded stops the run at its
+    first validation; the steps trained before are checkpointed first, and once the file is fixed
+    the run resumes from there and ends like a run that never stopped."""
+    from dpdeblur.errors import InputError
+
+    root = make_dpdd(tmp_path / "d", n=(2, 1, 0), h=48, w=48)
+    target = root / "val_c/target/001.png"
+    good = target.read_bytes()
+    target.write_bytes(good[: len(good) // 2])  # truncated: the header reads, the pixels do not
+    with pytest.raises(InputError, match=r"001.png.*saved at step 4 .*resume to continue"):
+        fit(cfg_for(root, tmp_path / "run", max_steps=4, val_every=1))
+    assert load_state(tmp_path / "run/last.state.pt")["step"] == 4
+    target.write_bytes(good)
+    resumed = fit(resolve_config({**json.loads((tmp_path / "run/config.json").read_text())}), resume=True)
+    straight = fit(cfg_for(root, tmp_path / "straight", max_steps=4, val_every=1))
+    assert resumed.step == straight.step == 4 and resumed.val is not None
+    a, b = (read_state_dict(p / "last.safetensors") for p in (tmp_path / "run", tmp_path / "straight"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

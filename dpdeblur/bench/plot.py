@@ -7,11 +7,10 @@ from typing import Any
 
 from dpdeblur.errors import UsageError
 
-__all__ = ["plot_speed"]
+__all__ = ["plot_speed", "check_plot_available"]
 
 
-def plot_speed(report: dict[str, Any], path: str | Path) -> Path:
-    """Throughput (MP/s) against input size (megapixels), one line per model/device/precision/tile."""
+def _pyplot():
     try:
         import matplotlib
 
@@ -19,11 +18,22 @@ def plot_speed(report: dict[str, Any], path: str | Path) -> Path:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UsageError("plot needs matplotlib: pip install 'dpdeblur[plot]'", settings=("plot",)) from None
+    return plt
+
+
+def check_plot_available() -> None:
+    """Usage error, before any measurement, when matplotlib is not installed."""
+    _pyplot()
+
+
+def plot_speed(report: dict[str, Any], path: str | Path) -> Path:
+    """Throughput (MP/s) against input size (megapixels), one line per model/device/precision/tile."""
+    plt = _pyplot()
     from dpdeblur.utils.atomic import atomic_path
 
     series: dict[str, list[tuple[float, float]]] = {}
     for r in report["rows"]:
-        h, w = (int(v) for v in r["size"].split("x"))
+        w, h = (int(v) for v in r["size"].split("x"))  # WIDTHxHEIGHT
         label = f"{r['model']} {r['precision']} tile {r['tile']} ({r['device']})"
         series.setdefault(label, []).append((h * w / 1e6, r["mpix_per_s"]))
     fig, ax = plt.subplots(figsize=(7, 4.5))

@@ -31,13 +31,17 @@ from dpdeblur.errors import DataError, InputError, UsageError
 
 __all__ = [
     "IDENTITY", "SUBSETS", "LPIPS_SKIPPED", "QualityConfig", "resolve_quality_model", "scene_labels", "score_image",
-    "aggregate", "bench_quality", "per_image_csv", "quality_markdown", "save_crops", "best_worst",
+    "aggregate", "bench_quality", "check_quality_config", "check_quality_outputs", "per_image_csv", "quality_markdown",
+    "save_crops", "best_worst",
 ]
 
 IDENTITY = "identity"
 SUBSETS = ("combined", "indoor", "outdoor")
 METRICS = ("psnr", "ssim", "mae")
 LPIPS_SKIPPED = "skipped: needs AlexNet/VGG weights, none downloaded (pass --lpips-weights FILE)"
+#: least height and width LPIPS-alex takes (AlexNet's strided convolution and two 3x3 poolings)
+LPIPS_MIN_SIZE = 31
+_LPIPS_FILE = "a local LPIPS-alex .safetensors/.pth file holding AlexNet features.N.* and lin0..4.model.1.weight tensors"
 
 
 @dataclass
@@ -174,13 +178,53 @@ def save_crops(crops: dict[str, np.ndarray], per_image: list[dict[str, Any]], mo
 # ----------------------------------------------------------------------------- the benchmark
 
 
+def _check_lpips_file(path: Path) -> None:
+    """The LPIPS weights file exists and is a weights file: one line naming ``lpips_weights``."""
+    from dpdeblur.errors import WeightsError
+    from dpdeblur.models.weights import check_weights_file
+
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a folder; lpips_weights takes {_LPIPS_FILE}", settings=("lpips_weights",))
+    if not path.is_file():
+        raise WeightsError(f"{path}: LPIPS weights file not found; check the path given as lpips_weights "
+                           f"({_LPIPS_FILE}; nothing is downloaded)", settings=("lpips_weights",))
+    try:
+        check_weights_file(path)
+    except WeightsError:
+        raise WeightsError(f"{path}: not a weights file (neither safetensors nor a PyTorch checkpoint); "
+                           f"lpips_weights takes {_LPIPS_FILE}", settings=("lpips_weights",)) from None
+
+
 def _lpips_fn(weights: str | Path | None):
     if weights is None:
         return None, LPIPS_SKIPPED
     from dpdeblur.metrics.lpips import LPIPS
 
-    net = LPIPS.from_file(weights)
+    from dpdeblur.errors import WeightsError
+
+    _check_lpips_file(Path(weights))
+    try:
+        net = LPIPS.from_file(weights)
+    except WeightsError as e:
+        fix = "" if "LPIPS" in str(e) else f"; lpips_weights takes {_LPIPS_FILE}"
+        raise WeightsError(f"lpips_weights {e}{fix}", settings=("lpips_weights",)) from None
     return net, f"alexnet ({Path(weights).name})"
+
+
+def _check_size(s, sharp: np.ndarray, ssim_window: str, lpips: bool) -> None:
+    """A one-line :class:`DataError` naming the file when an image is too small to score."""
+    from dpdeblur.metrics import ssim_window_size
+
+    h, w = sharp.shape[:2]
+    need = ssim_window_size(ssim_window)
+    if min(h, w) < need:
+        other = next((k for k in ("skimage-default", "wang") if k != ssim_window and ssim_window_size(k) <= min(h, w)), None)
+        fix = f"pass ssim {other} ({ssim_window_size(other)}x{ssim_window_size(other)}) or remove it" if other else "remove it"
+        raise DataError(f"{s.sharp}: {w}x{h} is smaller than {need}x{need}, the least SSIM window {ssim_window} "
+                        f"takes; {fix}", settings=("ssim",))
+    if lpips and min(h, w) < LPIPS_MIN_SIZE:
+        raise DataError(f"{s.sharp}: {w}x{h} is smaller than {LPIPS_MIN_SIZE}x{LPIPS_MIN_SIZE}, the least LPIPS "
+                        "takes; leave out lpips_weights or remove the image", settings=("lpips_weights",))
 
 
 def _read_sample(sample, need_views: bool) -> tuple[dict[str, np.ndarray], int]:
@@ -230,11 +274,89 @@ def check_quality_config(cfg: QualityConfig) -> None:
 
     if cfg.limit is not None and cfg.limit < 1:
         raise UsageError(f"limit {cfg.limit}: must be at least 1", settings=("limit",))
+    if cfg.ids is not None and not [i for i in cfg.ids if str(i).strip()]:
+        raise UsageError("ids names no image; pass file stems separated by commas (e.g. ids 003,004), "
+                         "or leave ids out to score every image", settings=("ids",))
+    if cfg.crops < 0:
+        raise UsageError(f"crops {cfg.crops}: the side of the crops must be at least 1 pixel (0: no crops)",
+                         settings=("crops",))
+    if isinstance(cfg.model, str) and cfg.model == IDENTITY:
+        if cfg.weights is not None:
+            raise UsageError(f"weights {cfg.weights}: model identity scores the blurry input and takes no weights; "
+                             "leave out weights, or pass model NAME for the network they hold", settings=("weights", "model"))
+        if cfg.model_config:
+            raise UsageError("model_config is given, but model identity scores the blurry input and has no "
+                             "config; pass model NAME, or leave out model_config", settings=("model_config", "model"))
+    if cfg.lpips_weights is not None:
+        _check_lpips_file(Path(cfg.lpips_weights))
     check_deblur_options(tile=cfg.tile, overlap=cfg.overlap, device=cfg.device, precision=cfg.precision)
     if isinstance(cfg.model, str) and cfg.model != IDENTITY:
         from dpdeblur.models.registry import check_model_config, get_card
 
         check_model_config(get_card(cfg.model).name, cfg.model_config)
+
+
+def _data_files(cfg: QualityConfig) -> tuple[list[Path], set[Path]]:
+    """``(files, folders)`` this run reads: the files of the data set (every split it has, the
+    scored one first; scene lists) and the folders that hold its images."""
+    from dpdeblur.data import find_pairs
+    from dpdeblur.data.layouts import FOLDER, PIXEL4, get_layout
+    from dpdeblur.errors import DpdeblurError
+
+    layout = get_layout(cfg.dataset, "bench quality")
+    root = Path(cfg.data_root) if cfg.data_root is not None else None
+    files: list[Path] = []
+    folders: set[Path] = set()
+    if root is not None and layout is not FOLDER:
+        files += [root / "indoor.txt", root / "outdoor.txt"]
+    if layout is PIXEL4:
+        if root is not None:
+            folders |= {root, root / PIXEL4.GT_DIR, root / PIXEL4.CALIB_DIR}
+        return files, folders
+    images = find_pairs(cfg.dataset, cfg.data_root, cfg.split, **cfg.folders)  # the scored split: errors count
+    sets = [images]
+    for other in layout.splits if layout is not FOLDER else ():
+        if other != cfg.split:
+            try:
+                sets.append(find_pairs(cfg.dataset, cfg.data_root, other))
+            except DpdeblurError:  # a split the set does not have
+                pass
+    for im in sets:
+        for smp in im.samples:
+            files += smp.files()
+            folders |= {p.parent for p in smp.files()}
+    if layout is FOLDER:
+        folders |= {Path(p) for p in cfg.folders.values() if p is not None}
+    return files, folders
+
+
+def check_quality_outputs(cfg: QualityConfig, outputs: dict[str, str | Path | None],
+                          images_dir: str | Path | None = None) -> None:
+    """Usage errors before any image is scored, for outputs that cannot be written or would
+    destroy an input: ``outputs`` (setting -> file, e.g. ``{"report": ..., "csv": ...}``) on a
+    file of the data set, the weights, the LPIPS weights or the scene list, or in a folder of
+    the data set; ``images_dir`` (the crops' folder, setting ``save_images``) inside the data
+    root or a folder of the data set, or where no folder can be made."""
+    from dpdeblur.bench.report import _within, check_output_files
+    from dpdeblur.utils.atomic import check_output_folder
+
+    files, folders = _data_files(cfg)
+    inputs = {"weights": cfg.weights, "lpips_weights": cfg.lpips_weights, "scene_list": cfg.scene_list}
+    check_output_files(outputs, inputs, files, folders, what=f"{cfg.dataset} data set")
+    if images_dir is None:
+        return
+    d = Path(images_dir)
+    try:
+        check_output_folder(d)
+    except UsageError as e:
+        msg = str(e)
+        raise UsageError("save_images" + msg[3:] if msg.startswith("out ") else f"save_images {d}: {msg}",
+                         settings=("save_images",)) from None
+    roots = ([Path(cfg.data_root)] if cfg.data_root is not None else []) + sorted(folders)
+    for f in roots:
+        if _within(d, f):
+            raise UsageError(f"save_images {d}: lies in {f}, which holds the {cfg.dataset} data set this run "
+                             "reads; the crops would join the data set, write them elsewhere", settings=("save_images",))
 
 
 def _scored_model(cfg: QualityConfig):
@@ -292,6 +414,7 @@ def bench_quality(cfg: QualityConfig, on_image: Callable[[int, int, str], None] 
     depths: set[int] = set()
     for i, s in enumerate(samples):
         planes, depth = _read_sample(s, deblurrer is not None and deblurrer.dual_pixel)
+        _check_size(s, planes["sharp"], cfg.ssim, lpips is not None)
         depths.add(depth)
         outputs = {IDENTITY: planes["blur"]}
         if deblurrer is not None:

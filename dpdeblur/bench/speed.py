@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from dpdeblur.bench.probe import PeakRSS, count_macs, device_peak, time_fn
 
-__all__ = ["SpeedConfig", "bench_speed", "overlap_extra_area"]
+__all__ = ["SpeedConfig", "bench_speed", "check_speed_outputs", "overlap_extra_area"]
 
 
 @dataclass
@@ -24,7 +24,7 @@ class SpeedConfig:
     devices: Sequence[str] = ("cpu",)
     precisions: Sequence[str] = ("auto",)
     tiles: Sequence[int] = (0,)
-    sizes: Sequence[tuple[int, int]] = ((512, 512),)  # (height, width)
+    sizes: Sequence[tuple[int, int]] = ((512, 512),)  # (width, height), as --size WIDTHxHEIGHT and the report's "WxH"
     overlap: int = 64
     tile_batch: int = 1
     global_stats: bool = True
@@ -43,13 +43,17 @@ class SpeedConfig:
         from dpdeblur.models.registry import check_model_config
 
         if not self.models:
-            raise UsageError("models: name at least one model (see `dpdeblur models`)")
+            raise UsageError("model names none; name at least one model (see `dpdeblur models`)", settings=("model",))
+        for what, values in (("device", self.devices), ("precision", self.precisions), ("tile", self.tiles),
+                             ("size", self.sizes)):
+            if not values:
+                raise UsageError(f"{what} names none; give at least one value", settings=(what,))
         for name in self.models:
             get_card(name)
             check_model_config(name, self.overrides.get(name))
         for tile in self.tiles:
             check_tiling(tile, self.overlap, "hann", self.tile_batch)
-        for h, w in self.sizes:
+        for w, h in self.sizes:
             if h < 1 or w < 1:
                 raise UsageError(f"size {w}x{h}: width and height must be at least 1, e.g. 512x512", settings=("size",))
         if self.warmup < 0 or self.runs < 1 or not self.max_seconds > 0:
@@ -57,6 +61,54 @@ class SpeedConfig:
         for dev in self.devices:
             for prec in self.precisions:
                 resolve_precision(prec, resolve_device(dev))
+
+
+def check_speed_outputs(cfg: SpeedConfig, outputs: dict[str, Any]) -> None:
+    """Usage errors before any measurement for output files (setting -> path: ``report``,
+    ``markdown``, ``plot``) that cannot be written, share a file, or are a weights file the run reads."""
+    from dpdeblur.bench.report import check_output_files
+
+    check_output_files(outputs, input_files=[w for w in cfg.weights.values() if w], what="model weights")
+
+
+def _memory_needed(cfg: SpeedConfig) -> int:
+    """Bytes the largest input needs at the least: the input and the output canvases in float32."""
+    from dpdeblur.models import get_card
+
+    chans = max(get_card(n).in_channels for n in cfg.models) + 3 + 1  # input, RGB output and blend weight
+    return max(4 * chans * w * h for w, h in cfg.sizes)
+
+
+def _check_memory(cfg: SpeedConfig) -> None:
+    """Refuse, before any measurement, a size whose input and output alone exceed the machine's
+    memory (the allocator would fail, or the system would swap or kill the process, mid-run)."""
+    import os
+
+    from dpdeblur.errors import InputError
+
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return
+    need = _memory_needed(cfg)
+    if total > 0 and need > total:
+        w, h = max(cfg.sizes, key=lambda s: s[0] * s[1])
+        raise InputError(f"size {w}x{h}: its input and output alone need {need / 2**30:.1f} GiB, more than this "
+                         f"machine's {total / 2**30:.1f} GiB of memory; pass a smaller size", settings=("size",))
+
+
+def _out_of_memory(e: BaseException, w: int, h: int, device: str, tile: int | None = None) -> None:
+    """Re-raise an allocator failure as one line suggesting a smaller size or tile; other errors as they are."""
+    from dpdeblur.errors import InputError
+
+    text = str(e).lower()
+    if not isinstance(e, MemoryError) and not any(k in text for k in ("out of memory", "not enough memory",
+                                                                       "can't allocate", "cannot allocate",
+                                                                       "failed to allocate")):
+        raise e
+    where = f"size {w}x{h}" + (f", tile {tile}" if tile else "")
+    hint = "pass a smaller size or tile (e.g. tile 512)" if not tile else "pass a smaller size or tile"
+    raise InputError(f"{where}: out of memory on {device}; {hint}", settings=("size", "tile")) from None
 
 
 def overlap_extra_area(model, h: int, w: int, tile: int, overlap: int) -> float:
@@ -80,6 +132,7 @@ def bench_speed(cfg: SpeedConfig, on_row: Callable[[dict], None] | None = None) 
     from dpdeblur.models import create_model, get_card
 
     cfg.check()
+    _check_memory(cfg)
     rows: list[dict[str, Any]] = []
     peaks: dict[str, dict[str, float]] = {}
     meta: dict[str, Any] = {
@@ -102,9 +155,12 @@ def bench_speed(cfg: SpeedConfig, on_row: Callable[[dict], None] | None = None) 
                 card = get_card(name)
                 ov = cfg.overrides.get(name, {})
                 model = create_model(name, weights=cfg.weights.get(name), **ov).eval().to(dev)
-                for h, w in cfg.sizes:
+                for w, h in cfg.sizes:
                     macs = count_macs(name, h, w, tuple(sorted(ov.items())))
-                    x = torch.rand(1, card.in_channels, h, w)
+                    try:
+                        x = torch.rand(1, card.in_channels, h, w)
+                    except (MemoryError, RuntimeError) as e:
+                        _out_of_memory(e, w, h, dev_label)
                     whole_ms = None
                     for tile in sorted(cfg.tiles):  # 0 (whole image) first
                         settings = TileSettings(tile=tile, overlap=cfg.overlap, tile_batch=cfg.tile_batch, global_stats=cfg.global_stats)
@@ -115,8 +171,11 @@ def bench_speed(cfg: SpeedConfig, on_row: Callable[[dict], None] | None = None) 
 
                         if dev.type == "cuda":
                             torch.cuda.reset_peak_memory_stats(dev)
-                        with PeakRSS() as rss:
-                            t = time_fn(fn, dev, warmup=cfg.warmup, runs=cfg.runs, max_seconds=cfg.max_seconds)
+                        try:
+                            with PeakRSS() as rss:
+                                t = time_fn(fn, dev, warmup=cfg.warmup, runs=cfg.runs, max_seconds=cfg.max_seconds)
+                        except (MemoryError, RuntimeError) as e:
+                            _out_of_memory(e, w, h, dev_label, tile)
                         if dev.type == "cuda":
                             mem = torch.cuda.max_memory_allocated(dev) / 2**20
                         else:
@@ -127,7 +186,7 @@ def bench_speed(cfg: SpeedConfig, on_row: Callable[[dict], None] | None = None) 
                             "model": name,
                             "device": dev_label,
                             "precision": prec_label,
-                            "size": f"{h}x{w}",
+                            "size": f"{w}x{h}",
                             "tile": tile,
                             "latency_ms": lat,
                             "mpix_per_s": h * w / 1e6 / t.median_s,

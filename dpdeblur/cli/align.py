@@ -60,15 +60,24 @@ def align_cmd(
 
 
 def _pixel4_pairs(root: Path, out: Path, scenes: Optional[str], split: str, overwrite: bool, as_json: bool) -> None:
+    from rich.markup import escape
+
     from dpdeblur.data.pixel4 import write_pairs
 
     records = write_pairs(root, out, comma_list(scenes) or None, split, overwrite,
                           on_scene=None if as_json else lambda n, t, sid: err_console().print(f"scene {sid} ({n}/{t})", highlight=False))
+    failed = [r for r in records if r.get("error")]
     if as_json:
-        print_json({"root": str(root), "out": str(out), "split": split, "scenes": records})
-        return
+        print_json({"root": str(root), "out": str(out), "split": split, "failed": len(failed), "scenes": records})
+        raise typer.Exit(1 if failed else 0)
     for r in records:
-        state = "kept (exists)" if r["skipped"] else f"ecc={r['ecc']:.4f}\taffine={r['affine']}"
+        if r.get("error"):
+            err_console().print(f"[red]failed[/] p4_{r['id']}: {escape(r['error'])}", highlight=False, soft_wrap=True)
+            continue
+        ecc = "n/a" if r.get("ecc") is None else f"{r['ecc']:.4f}"
+        state = "kept (exists)" if r["skipped"] else f"ecc={ecc}\taffine={r['affine']}"
         typer.echo(f"p4_{r['id']}\t{state}")
-    err_console().print(f"wrote {sum(not r['skipped'] for r in records)} of {len(records)} scenes to {out} "
+    written = sum(not r["skipped"] and not r.get("error") for r in records)
+    err_console().print(f"wrote {written} of {len(records)} scenes to {out}, {len(failed)} failed "
                         f"(train with: dpdeblur train --dataset dpdd --data-root {out})", highlight=False)
+    raise typer.Exit(1 if failed else 0)

@@ -57,8 +57,10 @@ def out_console():
 
 
 def print_json(obj: Any) -> None:
-    """Results for scripts: one JSON document on stdout."""
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    """Results for scripts: one strict JSON document on stdout (an infinite or NaN number is null)."""
+    from dpdeblur.utils.jsonsafe import json_safe
+
+    sys.stdout.write(json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 
@@ -146,7 +148,8 @@ def with_flags(e, known: set[str]) -> str:
 
 
 def guarded(fn: Callable) -> Callable:
-    """Turn library errors into one-line messages and exit codes (1, 2 for usage)."""
+    """Turn library errors into one-line messages and exit codes (1, 2 for usage); a command run
+    with ``--json`` also gets ``{"error": ..., "exit_code": ...}`` on stdout."""
 
     known = _flags_of(fn)
 
@@ -154,16 +157,21 @@ def guarded(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         import warnings
 
-        from dpdeblur.errors import DpdeblurError, UsageError
+        from dpdeblur.errors import DpdeblurError, UsageError, rendering
+
+        def stop(message: str, code: int) -> None:
+            if kwargs.get("as_json"):  # scripts reading --json get a document on failure too
+                print_json({"error": message, "exit_code": code})
+            fail(message, code)
 
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), rendering(lambda e: with_flags(e, known)):
                 warnings.showwarning = _show_warning  # one line each, no source excerpt
                 return fn(*args, **kwargs)
         except UsageError as e:
-            fail(with_flags(e, known), 2)
+            stop(with_flags(e, known), 2)
         except DpdeblurError as e:
-            fail(with_flags(e, known), 1)
+            stop(with_flags(e, known), 1)
         except KeyboardInterrupt:
             fail("interrupted", 130)
 

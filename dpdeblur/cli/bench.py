@@ -16,6 +16,7 @@ app.add_typer(bench_app, name="bench")
 
 
 def _sizes(values: List[str]) -> list[tuple[int, int]]:
+    """``--size`` values as ``(width, height)``."""
     from dpdeblur.errors import UsageError
 
     sizes = []
@@ -24,8 +25,17 @@ def _sizes(values: List[str]) -> list[tuple[int, int]]:
             w, h = (int(t) for t in s.lower().split("x"))
         except ValueError:
             raise UsageError(f"--size {s!r}: expected WIDTHxHEIGHT, e.g. 1680x1120") from None
-        sizes.append((h, w))
+        sizes.append((w, h))
+    if not sizes:
+        raise UsageError(f"--size {' '.join(values)!r}: names no size; expected WIDTHxHEIGHT, e.g. 1680x1120")
     return sizes
+
+
+def _print_table(table) -> None:
+    """A table on stdout, never cut off (as wide as it needs when stdout is not a terminal)."""
+    from dpdeblur.bench.report import print_table
+
+    print_table(table, out_console())
 
 
 def _overrides(values: List[str] | None) -> dict:
@@ -57,7 +67,7 @@ def speed_cmd(
 ) -> None:
     """Latency, throughput (MP/s), achieved GFLOP/s as % of the best measured 3x3 convolution and of a large matmul, peak memory, tiling overhead."""
     from dpdeblur.bench.report import markdown_table, rich_table, save_report
-    from dpdeblur.bench.speed import SpeedConfig, bench_speed
+    from dpdeblur.bench.speed import SpeedConfig, bench_speed, check_speed_outputs
     from dpdeblur.errors import UsageError
 
     output = renamed("--report", output, "--output/-o", old_output)
@@ -65,6 +75,8 @@ def speed_cmd(
         tiles = [int(t) for t in comma_list(tile)]
     except ValueError:
         raise UsageError("--tile takes integers (0 = whole image)") from None
+    if not tiles:
+        raise UsageError("--tile names no tile size; pass integers (0 = whole image), e.g. --tile 0,512")
     ov = _overrides(model_config)
     names = comma_list(model)
     cfg = SpeedConfig(
@@ -72,6 +84,12 @@ def speed_cmd(
         overlap=overlap, tile_batch=tile_batch, global_stats=not no_global_stats, warmup=warmup, runs=runs, max_seconds=max_seconds,
         overrides={n: ov for n in names} if ov else {},
     )
+    cfg.check()  # every usage error before the device is calibrated
+    check_speed_outputs(cfg, {"report": output, "markdown": markdown, "plot": plot})
+    if plot:
+        from dpdeblur.bench.plot import check_plot_available
+
+        check_plot_available()
     con = err_console()
     report = bench_speed(cfg, on_row=lambda r: con.print(
         f"{r['model']} {r['device']} {r['precision']} {r['size']} tile {r['tile']}: "
@@ -91,7 +109,7 @@ def speed_cmd(
     if as_json:
         print_json(report)
     else:
-        out_console().print(rich_table(report["rows"], cols, title="dpdeblur bench speed"))
+        _print_table(rich_table(report["rows"], cols, title="dpdeblur bench speed"))
         peaks = ", ".join(f"{k}: conv3x3 {v['conv3x3_gflops']:.0f} GFLOP/s ({v['conv3x3_shape']}), "
                           f"matmul {v['matmul_gflops']:.0f} GFLOP/s ({v['matmul_size']}^2)"
                           for k, v in report["meta"]["peaks"].items())
@@ -114,7 +132,7 @@ def compare_cmd(
     if as_json:
         print_json(cmp)
         return
-    out_console().print(compare_table(cmp))
+    _print_table(compare_table(cmp))
     if cmp["only_a"] or cmp["only_b"]:
         err_console().print(f"{len(cmp['only_a'])} rows only in {a}, {len(cmp['only_b'])} only in {b}")
 
@@ -149,11 +167,11 @@ def quality_cmd(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write per-image metrics to this CSV file."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the aggregate table as Markdown."),
     save_images: Tuple[int, str] = typer.Option((0, ""), "--save-images", help="K DIR: crops (input | output | truth) of the K worst and K best images, 8-bit PNG."),
-    crop: int = typer.Option(256, help="Side of the --save-images crops in pixels."),
+    crop: int = typer.Option(256, help="Side of the --save-images crops in pixels (at least 1; a side larger than the image keeps the whole image)."),
 ) -> None:
     """PSNR / SSIM / MAE per image and per subset, beside the blurry input ("identity" row)."""
-    from dpdeblur.bench.quality import (QualityConfig, bench_quality, check_quality_config, per_image_csv, quality_markdown,
-                                        save_crops, table_columns)
+    from dpdeblur.bench.quality import (QualityConfig, bench_quality, check_quality_config, check_quality_outputs,
+                                        per_image_csv, quality_markdown, save_crops, table_columns)
     from dpdeblur.bench.report import rich_table, save_report
     from dpdeblur.errors import UsageError
     from dpdeblur.utils.atomic import atomic_write_text
@@ -162,14 +180,23 @@ def quality_cmd(
     k, img_dir = save_images[0], Path(save_images[1])
     if k < 0:
         raise UsageError("--save-images K DIR: K must be >= 0, e.g. --save-images 3 crops/")
+    if crop < 1:
+        raise UsageError(f"--crop {crop}: the side of the --save-images crops must be at least 1 pixel, e.g. --crop 256 "
+                         "(a side larger than the image keeps the whole image)")
+    if k and not save_images[1]:
+        raise UsageError("--save-images K DIR: DIR is empty; name the folder for the crops, e.g. --save-images 3 crops/")
+    if ids is not None and not comma_list(ids):
+        raise UsageError(f"--ids {ids!r} names no image; pass file stems separated by commas (e.g. --ids 003,004), "
+                         "or leave --ids out to score every image")
     cfg = QualityConfig(
         dataset=dataset, data_root=data_root, split=split, model=model if model or weights else "identity", weights=weights,
         model_config=_overrides(model_config), folders=dict(blur=blur, sharp=sharp, left=left, right=right),
         tile=tile, overlap=overlap, device=device, precision=precision, ssim=ssim, deformed_gt=deformed_gt,
         scene_list=scene_list, lpips_weights=lpips_weights, limit=limit, crops=crop if k else 0,
-        ids=comma_list(ids) or None, tta=tta,
+        ids=comma_list(ids) if ids is not None else None, tta=tta,
     )
     check_quality_config(cfg)  # before the progress bar starts
+    check_quality_outputs(cfg, {"report": output, "csv": csv, "markdown": markdown}, img_dir if k else None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     with Progress(TextColumn("[bold]quality[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
@@ -189,6 +216,6 @@ def quality_cmd(
         print_json(report)
         return
     m = report["meta"]
-    out_console().print(rich_table(report["rows"], table_columns(report),
-                                   title=f"dpdeblur bench quality: {m['dataset']} {m['split']} ({m['n_images']} images)"))
+    _print_table(rich_table(report["rows"], table_columns(report),
+                            title=f"dpdeblur bench quality: {m['dataset']} {m['split']} ({m['n_images']} images)"))
     out_console().print(f"SSIM window: {m['ssim_window']}; LPIPS: {m['lpips']}", highlight=False)

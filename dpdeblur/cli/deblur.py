@@ -45,8 +45,9 @@ def deblur_cmd(
 ) -> None:
     """Deblur photos with a dual-pixel (view pairs, raw files) or single-image model.
 
-    Outputs are written as {stem}{suffix}.{ext}; existing ones are skipped. Exit code 0 when
-    everything succeeded, 1 when any input failed, 2 on a usage error.
+    Outputs are written as {stem}{suffix}.{ext}; existing ones are skipped, and folders and globs
+    leave files named like outputs out (a re-run does not deblur its own results). Exit code 0
+    when everything succeeded, 1 when any input failed, 2 on a usage error.
     """
     from dpdeblur.errors import InputError, UsageError
     from dpdeblur.inference.pipeline import (Deblurrer, check_deblur_options, collect_items, deblur_files,
@@ -75,7 +76,7 @@ def deblur_cmd(
         raw_options["flat_field"] = load_flat_field(flat_field)
     console = err_console()
     warn = lambda m: console.print(f"[yellow]warning:[/] {m}", highlight=False, soft_wrap=True)  # noqa: E731
-    items = collect_items(inputs or [], card.layout == "dp", left, right, recursive, warn=warn)
+    items = collect_items(inputs or [], card.layout == "dp", left, right, recursive, warn=warn, suffix=suffix)
     if not items:
         raise InputError("the inputs contain no images; supported: " + ", ".join(("png", "tif", "jpg", "cr2", "cr3", "dng")))
     plan_outputs(items, output_dir, suffix=suffix, ext=ext)  # an output that is an input: refused before any work

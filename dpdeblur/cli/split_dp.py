@@ -32,7 +32,7 @@ def split_dp_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the batch report as JSON on stdout."),
 ) -> None:
     """Split dual-pixel files into left, right and combined 16-bit sRGB PNGs (+ JSON sidecar)."""
-    from dpdeblur.io.dpsplit import check_split_options, dual_pixel_inputs, split_dual_pixel
+    from dpdeblur.io.dpsplit import check_pair_levels, check_split_options, dual_pixel_inputs, split_dual_pixel
     from dpdeblur.utils.batch import run_batch
 
     from dpdeblur.utils.atomic import check_output_folder
@@ -40,12 +40,13 @@ def split_dp_cmd(
     outdir = require(renamed("--out", outdir, "--outdir", old_outdir), "--out", "the output folder")
     check_split_options(layout, split, stored_view, scale, black_level, white_level, wiggle)  # before any work
     check_output_folder(outdir)
+    items = dual_pixel_inputs(inputs, recursive)
+    check_pair_levels(items, black_level, white_level)
     ff = None
     if flat_field and flat_field[0] is not None:
         from dpdeblur.io.raw import load_flat_field
 
         ff = load_flat_field(flat_field, black_level, white_level)
-    items = dual_pixel_inputs(inputs, recursive)
 
     def one(path):
         return split_dual_pixel(path, outdir, layout, split, overwrite, mask, wiggle, stored_view=stored_view,

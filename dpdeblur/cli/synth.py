@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from dpdeblur.choices import DEPTH_KINDS, PSF_KINDS, TONES
-from dpdeblur.cli.app import app, err_console, guarded, print_json, renamed, require
+from dpdeblur.cli.app import app, err_console, fail, guarded, print_json, renamed, require
 from dpdeblur.cli.choices import choice
 
 
@@ -34,7 +34,7 @@ def synth_cmd(
     noise: float = typer.Option(0.02, "--noise", help="Largest shot-noise level (linear, fraction of full scale; read noise 1/8 of it); 0 = none."),
     vignetting: float = typer.Option(0.1, "--vignetting", help="Largest complementary vignetting strength; 0 = none."),
     seed: int = typer.Option(0, "--seed", help="Random seed; same seed and options give identical files."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a data set already in OUT (only its own folders)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a data set synth made in OUT (its own folders and synth.json), once the new one is written."),
     as_json: bool = typer.Option(False, "--json", help="Print the parameters and per-image values as JSON on stdout."),
 ) -> None:
     """Make dual-pixel training data (left, right, combined, sharp) from sharp images, with no camera."""
@@ -53,16 +53,42 @@ def synth_cmd(
         out, images=images, depth=depth, size=parse_size(size), split=parse_split(split, count),
         params=params, seed=seed, overwrite=overwrite, progress=not as_json,
     )
+    console = err_console()
+    failed = [it for it in report.items if it.status == "failed"]
+    if not manifest["ok"]:  # nothing written: no synth.json, OUT as it was
+        msg = (f"nothing written: all {len(failed)} image sets failed (first: {failed[0].name}: {failed[0].error}); "
+               f"{out} is as it was")
+        if as_json:
+            print_json({"error": msg, "exit_code": 1, "failed": manifest["failed"]})
+        else:
+            _print_failures(console, failed, 0, report.seconds)
+        fail(msg, 1)
     if as_json:
         print_json(manifest)
     else:
-        if report.count("failed"):
-            report.print_summary(err_console())
+        if failed:
+            _print_failures(console, failed, manifest["ok"], report.seconds)
         # what was written (the planned counts are in manifest["counts"]; failed sets are not counted)
         c = {s: sum(1 for r in manifest["items"] if r["split"] == s) for s in SPLITS}
-        err_console().print(
+        console.print(
             f"wrote {manifest['ok']} image sets (train {c['train']}, val {c['val']}, test {c['test']}) "
             f"to {out} in {report.seconds:.1f}s; parameters in {out / 'synth.json'}",
             highlight=False,
         )
     raise typer.Exit(report.exit_code)
+
+
+def _print_failures(console, failed, written: int, seconds: float, max_rows: int = 50) -> None:
+    """The failed image sets, then ``N written, M failed in Xs`` (synth never skips)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="synth: failed image sets", title_justify="left")
+    table.add_column("image set")
+    table.add_column("error", overflow="fold")
+    for it in failed[:max_rows]:
+        table.add_row(escape(it.name), escape(it.error or ""))
+    if len(failed) > max_rows:
+        table.add_row(f"... {len(failed) - max_rows} more", "")
+    console.print(table)
+    console.print(f"{written} written, {len(failed)} failed in {seconds:.1f}s", highlight=False)

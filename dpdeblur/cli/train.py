@@ -72,6 +72,10 @@ def train_cmd(
     folder (--blur/--sharp or --left/--right/--sharp). Writes <out>/last.safetensors (usable by --weights),
     best.safetensors (by validation PSNR), last.state.pt, config.json, log.jsonl.
     """
+    if gpus < 0:
+        from dpdeblur.cli.app import fail
+
+        fail(f"--gpus {gpus}: give the number of processes to launch (0 or 1: this process alone)", 2)
     if gpus > 1:
         sys.exit(_launch(gpus))
     from dpdeblur.errors import UsageError

@@ -149,7 +149,10 @@ def _first_existing(root: Path, *options: tuple[str, str]) -> tuple[Path, Path]:
 
 def _test_only(layout: Layout, split: str) -> None:
     if layout.test_only and split == "train":
-        raise DataError(f"{layout.name} is a test-only data set; train on another one and evaluate on it")
+        from dpdeblur.errors import UsageError
+
+        raise UsageError(f"dataset {layout.name} is a test-only data set; train on another one and evaluate on it",
+                         settings=("dataset",))
 
 
 @dataclass(frozen=True)
@@ -272,8 +275,8 @@ class _Pixel4(Layout):
         """Ids of the scenes that have both views and a reference (sorted)."""
         root = Path(root)
         if not root.is_dir():
-            raise DataError(f"{root}: folder not found; point data_root at a Pixel 4 root ({self.summary})",
-                            settings=("data_root",))
+            what = "is a file, not a folder" if root.exists() else "folder not found"
+            raise DataError(f"{root}: {what}; give the root folder of a Pixel 4 data set ({self.summary})")
         tail = f"{view_stem('', 'left', LONG)}.png"  # "_left.png"
         ids = sorted(p.name[: -len(tail)] for p in root.glob(f"*{tail}"))
         ok = [i for i in ids if self.view_path(root, i, "right").is_file() and self.gt_path(root, i).is_file()]

@@ -188,10 +188,15 @@ def write_pairs(root: str | Path, out: str | Path, scenes: list[str] | None = No
     model sees them), ``<split>_c/source/p4_<id>.png`` (combined) and
     ``<split>_c/target/p4_<id>.png`` (:func:`aligned_reference`), all 16-bit, three equal
     channels. Existing files are kept unless ``overwrite``. Returns one record per scene
-    (id, files, affine matrix, ECC correlation, ``skipped``); ``on_scene(done, total, id)``."""
+    (id, files, affine matrix, ECC correlation, ``skipped``; ``error`` for a scene that failed,
+    whose files are not written while the other scenes go on); ``on_scene(done, total, id)``."""
+    import warnings
+
     from dpdeblur.data.layouts import DPDD
+    from dpdeblur.errors import DpdeblurError
     from dpdeblur.io.dualpixel import srgb_encode
     from dpdeblur.io.images import write_image
+    from dpdeblur.utils.atomic import atomic_group
 
     DPDD.check_split(split)
     root, out = Path(root), Path(out)
@@ -206,14 +211,23 @@ def write_pairs(root: str | Path, out: str | Path, scenes: list[str] | None = No
         if not overwrite and all(p.is_file() for p in files.values()):
             rec["skipped"] = True
         else:
-            scene = load_scene(root, sid, gain)
-            target, fit = aligned_reference(scene)
-            planes = {**model_views(scene), "combined": srgb_encode(scene.combined), "sharp": target}
-            for k, p in files.items():
-                p.parent.mkdir(parents=True, exist_ok=True)
-                a = planes[k]
-                write_image(p, a if a.ndim == 3 else np.repeat(a[..., None], 3, axis=2), 16)
-            rec.update(skipped=False, affine=np.round(fit.matrix, 5).tolist(), ecc=round(fit.cc, 5), converged=fit.converged)
+            try:  # a bad scene is reported in its record and the others go on; its files: all or none
+                scene = load_scene(root, sid, gain)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    target, fit = aligned_reference(scene)
+                for w in caught:  # said again naming the scene
+                    warnings.warn(f"scene {sid}: {w.message}", w.category, stacklevel=2)
+                planes = {**model_views(scene), "combined": srgb_encode(scene.combined), "sharp": target}
+                with atomic_group(files) as tmp:
+                    for k, p in tmp.items():
+                        a = planes[k]
+                        write_image(p, a if a.ndim == 3 else np.repeat(a[..., None], 3, axis=2), 16)
+            except DpdeblurError as e:
+                rec.update(skipped=False, error=str(e))
+            else:
+                rec.update(skipped=False, affine=np.round(fit.matrix, 5).tolist(),
+                           ecc=round(fit.cc, 5) if np.isfinite(fit.cc) else None, converged=fit.converged)
         records.append(rec)
         if on_scene:
             on_scene(n, len(ids), sid)

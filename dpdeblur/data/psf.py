@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dpdeblur.errors import InputError
+from dpdeblur.errors import InputError, UsageError
 
 __all__ = ["PSFBank", "ParametricPSF", "parametric_psf", "draw_parametric", "rescale_kernel", "kernel_radius",
-           "BANK_FILES", "BANK_JSON"]
+           "BANK_FILES", "BANK_JSON", "MIN_KERNEL"]
 
 BANK_FILES = ("blur_kernels_left.npy", "blur_kernels_right.npy")
 BANK_JSON = "psf_bank.json"
@@ -174,49 +174,60 @@ class PSFBank:
 
     def __init__(self, left: np.ndarray, right: np.ndarray, grid: tuple[int, int],
                  cell: int | None = None, ref_radius: float | None = None, source: str = "") -> None:
-        left, right = np.asarray(left, np.float32), np.asarray(right, np.float32)
-        if left.shape != right.shape or left.ndim != 3 or left.shape[1] != left.shape[2] or left.shape[1] % 2 == 0:
-            raise InputError(f"{source or 'PSF bank'}: left/right kernels must both be (N, k, k) with odd k; "
+        where = source or "PSF bank"
+        left = _check_kernels(left, where, "left ")
+        right = _check_kernels(right, where, "right ")
+        if left.shape != right.shape:
+            raise InputError(f"{where}: left/right kernels must have the same shape (N, k, k); "
                              f"got {left.shape} and {right.shape}")
-        rows, cols = grid
+        rows, cols = _check_meta(where, grid, cell, ref_radius)
         if rows * cols != left.shape[0]:
-            raise InputError(f"{source or 'PSF bank'}: grid {rows}x{cols} needs {rows * cols} kernels, the files hold {left.shape[0]}")
-        if not (np.isfinite(left).all() and np.isfinite(right).all()) or (left < -1e-6).any() or (right < -1e-6).any():
-            raise InputError(f"{source or 'PSF bank'}: kernels hold negative or non-finite values")
-        sums = np.concatenate([left.sum(axis=(1, 2)), right.sum(axis=(1, 2))])
-        if (sums <= 0).any():
-            raise InputError(f"{source or 'PSF bank'}: a kernel sums to zero")
-        self.left = np.clip(left, 0, None) / left.sum(axis=(1, 2), keepdims=True)
-        self.right = np.clip(right, 0, None) / right.sum(axis=(1, 2), keepdims=True)
-        self.grid = (int(rows), int(cols))
+            raise InputError(f"{where}: grid {rows}x{cols} needs {rows * cols} kernels, the files hold {left.shape[0]}")
+        # normalise in float64, each kernel scaled by its peak first so huge values cannot overflow
+        norm = lambda a: a / a.max(axis=(1, 2), keepdims=True)  # noqa: E731 - every kernel has a positive sum
+        left, right = norm(np.clip(left, 0, None)), norm(np.clip(right, 0, None))
+        self.left = (left / left.sum(axis=(1, 2), keepdims=True)).astype(np.float32)
+        self.right = (right / right.sum(axis=(1, 2), keepdims=True)).astype(np.float32)
+        self.grid = (rows, cols)
         self.cell = cell
         self.ref_radius = float(ref_radius) if ref_radius else float(
             np.mean([kernel_radius(a + b) for a, b in zip(self.left, self.right)]))
+        if not self.ref_radius >= MIN_REF_RADIUS:
+            raise InputError(f"{where}: the kernels show no blur (equivalent radius {self.ref_radius:.2f} px, "
+                             f"needs >= {MIN_REF_RADIUS}); give kernels measured out of focus")
         self.source = source
 
     @classmethod
     def load(cls, path: str | Path) -> "PSFBank":
+        """Read a bank folder (or the path of one of its two kernel files)."""
         path = Path(path)
+        wants = f"psf_bank takes the folder holding {' and '.join(BANK_FILES)}"
         if not path.exists():
-            raise InputError(f"{path}: not found; psf_bank takes a folder with {' and '.join(BANK_FILES)}", settings=("psf_bank",))
+            raise InputError(f"{path}: not found; {wants}", settings=("psf_bank",))
+        if path.is_file() and path.name not in BANK_FILES:
+            raise UsageError(f"{path}: a file; {wants} (give that folder)", settings=("psf_bank",))
         folder = path if path.is_dir() else path.parent
         files = [folder / f for f in BANK_FILES]
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
-            raise InputError(f"{missing[0]}: not found; psf_bank takes a folder with {' and '.join(BANK_FILES)}",
-                             settings=("psf_bank",))
-        try:
-            left, right = (np.load(f, allow_pickle=False) for f in files)
-        except (OSError, ValueError) as e:
-            raise InputError(f"{folder}: unreadable kernel file ({e}); expected float .npy arrays (N, k, k)") from None
+            raise InputError(f"{missing[0]}: not found; {wants}", settings=("psf_bank",))
+        left, right = (_load_kernels(f) for f in files)
         meta = {}
         jf = folder / BANK_JSON
         if jf.is_file():
             try:
                 meta = json.loads(jf.read_text())
-            except ValueError as e:
-                raise InputError(f"{jf}: not valid JSON ({e})") from None
-        grid = tuple(meta["grid"]) if "grid" in meta else _grid_for(len(left))
+            except (OSError, ValueError) as e:
+                raise InputError(f"{jf}: not valid JSON ({e}); fix it or remove it (it is optional)") from None
+            if not isinstance(meta, dict):
+                raise InputError(f'{jf}: expected a JSON object like {{"grid": [rows, cols], "cell": 168, "ref_radius": 12}}')
+            _check_meta(str(jf), meta.get("grid", [1, 1]), meta.get("cell"), meta.get("ref_radius"))
+            if "grid" in meta and meta["grid"][0] * meta["grid"][1] != len(left):
+                rows, cols = meta["grid"]
+                raise InputError(f"{jf}: grid {rows}x{cols} needs {rows * cols} kernels, {files[0].name} holds {len(left)}")
+        grid = meta.get("grid")
+        if grid is None:
+            grid = _grid_for(len(left))
         return cls(left, right, grid, meta.get("cell"), meta.get("ref_radius"), source=str(folder))
 
     def describe(self) -> dict:
@@ -259,6 +270,67 @@ class PSFBank:
     def frame_size(self) -> tuple[int, int] | None:
         """(W, H) of the calibrated frame, when ``cell`` is known."""
         return (self.grid[1] * self.cell, self.grid[0] * self.cell) if self.cell else None
+
+
+#: smallest kernel side that can be resampled to other blur sizes (1x1 is a point)
+MIN_KERNEL = 3
+#: smallest equivalent disc radius (pixels) of a bank's reference kernels; below it resampling by
+#: ``r / ref_radius`` blows the kernels up without bound
+MIN_REF_RADIUS = 0.5
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_meta(where: str, grid, cell, ref_radius) -> tuple[int, int]:
+    """The bank's ``grid`` as ``(rows, cols)``; an :class:`InputError` naming ``where`` for a bad
+    grid, cell or ref_radius (the keys of ``psf_bank.json``)."""
+    ok = isinstance(grid, (list, tuple)) and len(grid) == 2 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in grid)
+    if not ok:
+        raise InputError(f"{where}: grid {grid!r} must be [rows, cols], two positive whole numbers")
+    if cell is not None and not (_is_number(cell) and cell > 0):
+        raise InputError(f"{where}: cell {cell!r} must be a positive number of pixels (or left out)")
+    if ref_radius is not None and not (_is_number(ref_radius) and ref_radius >= MIN_REF_RADIUS):
+        raise InputError(f"{where}: ref_radius {ref_radius!r} must be a number of pixels >= {MIN_REF_RADIUS} "
+                         "(or left out to measure it)")
+    return int(grid[0]), int(grid[1])
+
+
+def _check_kernels(a, where: str, side: str = "") -> np.ndarray:
+    """Kernels as float64 ``(N, k, k)``, or an :class:`InputError` naming ``where`` (the file or bank)."""
+    a = np.asarray(a)
+    what = f"{where}: {side}kernels"
+    if a.dtype.kind not in "iuf":
+        raise InputError(f"{what} have dtype {a.dtype}; expected numbers, a float array (N, k, k)")
+    if a.ndim != 3 or a.shape[1] != a.shape[2]:
+        raise InputError(f"{what} have shape {a.shape}; expected (N, k, k), N square kernels of odd size k")
+    if a.shape[0] == 0:
+        raise InputError(f"{what} are empty (shape {a.shape}); expected at least one kernel")
+    k = a.shape[1]
+    if k < MIN_KERNEL or k % 2 == 0:
+        raise InputError(f"{what} are {k}x{k}; they must be of odd size, at least {MIN_KERNEL}x{MIN_KERNEL}, "
+                         "to be resampled to other blur sizes")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise InputError(f"{what} hold NaN or infinite values")
+    if (a < -1e-6 * np.abs(a).max()).any():
+        raise InputError(f"{what} hold negative values; expected non-negative weights")
+    if (a.sum(axis=(1, 2)) <= 0).any():
+        raise InputError(f"{where}: a {side}kernel sums to zero; every kernel needs some weight")
+    return a
+
+
+def _load_kernels(f: Path) -> np.ndarray:
+    try:
+        a = np.load(f, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"{f}: unreadable kernel file ({msg}); expected a float .npy array (N, k, k)") from None
+    if not isinstance(a, np.ndarray):  # an .npz archive
+        raise InputError(f"{f}: not a .npy array; expected a float .npy array (N, k, k)")
+    return _check_kernels(a, str(f))
 
 
 def _grid_for(n: int) -> tuple[int, int]:

@@ -146,9 +146,10 @@ def _size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def check_readable(images: ImageSet, min_size: int = 0) -> ImageSet:
+def check_readable(images: ImageSet, min_size: int = 0, why: str | None = None) -> ImageSet:
     """Read every header: unreadable files, pairs of different sizes and images smaller
-    than ``min_size`` fail here, before training, all listed at once. Fills ``images.sizes``."""
+    than ``min_size`` fail here, before training, all listed at once. Fills ``images.sizes``.
+    ``why``: what needs ``min_size`` (default: the training patch)."""
     bad, mismatched, small, sizes = [], [], [], []
     for s in images.samples:
         got = {p: _size(p) for p in s.files()}
@@ -166,8 +167,9 @@ def check_readable(images: ImageSet, min_size: int = 0) -> ImageSet:
     if mismatched:
         msgs.append(f"pairs of different sizes: {few(mismatched)}")
     if small:
-        msgs.append(f"images smaller than the {min_size}px patch: {few(small)} (set patch to at most their smallest side)")
+        msgs.append(f"images smaller than the {min_size}px patch: {few(small)} (set patch to at most their smallest side)"
+                    if why is None else f"images smaller than {min_size}x{min_size}, the least {why}: {few(small)} (remove them)")
     if msgs:
-        raise DataError(f"{images.name} {images.split}: " + "; ".join(msgs), settings=("patch",) if small else ())
+        raise DataError(f"{images.name} {images.split}: " + "; ".join(msgs), settings=("patch",) if small and why is None else ())
     images.sizes = sizes
     return images

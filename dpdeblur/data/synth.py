@@ -254,8 +254,24 @@ def render_layers(layers: Sequence[tuple[np.ndarray, np.ndarray, float]], psf: P
     return views[0], views[1]
 
 
-@functools.lru_cache(maxsize=8)
 def _bank(path: str):
+    """The bank in ``path``, loaded once per version of its files (a rewritten bank is re-read)."""
+    from dpdeblur.data.psf import BANK_FILES, BANK_JSON
+
+    p = Path(path)
+    folder = p.parent if p.is_file() else p
+    stamp = []
+    for name in (*BANK_FILES, BANK_JSON):
+        try:
+            st = (folder / name).stat()
+            stamp.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamp.append(None)
+    return _load_bank(path, tuple(stamp))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_bank(path: str, stamp: tuple):
     from dpdeblur.data.psf import PSFBank
 
     return PSFBank.load(path)
@@ -575,12 +591,23 @@ def read_depth(path: str | Path) -> np.ndarray:
                 raise ValueError("undecodable")
     except (OSError, ValueError, IndexError) as e:
         raise InputError(f"{path}: not a readable depth map ({e}); use .npy, .npz, .pfm or 16-bit PNG/TIFF") from None
-    a = np.asarray(a, np.float32)
+    a = np.asarray(a)
+    if a.dtype.kind not in "iuf" and a.dtype != bool:
+        raise InputError(f"{path}: depth map of dtype {a.dtype}; expected numbers (H, W)")
+    a = a.astype(np.float32)
     if a.ndim == 3:
         a = a[..., 0]
-    if a.ndim != 2:
+    if a.ndim != 2 or a.size == 0:
         raise InputError(f"{path}: depth map has shape {a.shape}; expected (H, W)")
     return a
+
+
+def _check_depth(d: np.ndarray, kind: str, path: Path) -> None:
+    """An :class:`InputError` naming ``path`` when the map has no usable value."""
+    valid = np.isfinite(d) & ((d > 0) if kind == "depth" else True)
+    if not np.any(valid):
+        what = "all NaN, inf or <= 0" if kind == "depth" else "all NaN or inf"
+        raise InputError(f"{path}: the {kind} map has no valid value ({what}); fix or replace this map")
 
 
 def _find_depth(depth_dir: Path, image: Path) -> Path:
@@ -621,29 +648,119 @@ def parse_split(text: str | None, count: int) -> dict[str, int]:
         val = test = count // 10
         return {"train": count - val - test, "val": val, "test": test}
     out = dict.fromkeys(SPLITS, 0)
+    seen: set[str] = set()
     for part in text.split(","):
         k, _, v = part.partition("=")
-        if k.strip() not in SPLITS or not v.strip().isdigit():
+        k, v = k.strip(), v.strip()
+        if k not in SPLITS or not (v.isascii() and v.isdigit()):
             raise UsageError(f"split {text!r}: write e.g. train=80,val=10,test=10", settings=("split",))
-        out[k.strip()] = int(v)
+        if k in seen:
+            raise UsageError(f"split {text!r}: {k} is given twice; name each of {', '.join(SPLITS)} at most once", settings=("split",))
+        seen.add(k)
+        out[k] = int(v)
     if sum(out.values()) < 1:
         raise UsageError(f"split {text!r}: at least one image", settings=("split",))
     return out
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    import shutil
+MANIFEST = "synth.json"
+_STAGE_PREFIX = ".synth-new-"  # the new set is written here, inside OUT, then moved in place
+_OLD_PREFIX = ".synth-old-"  # the previous set waits here until the new one is in place
 
-    ours = [out / "synth.json"] + DPDD.split_folders(out)
+
+def _made_by_synth(manifest: Path) -> bool:
+    """``synth.json`` written by this command (any version): a JSON object whose ``tool`` says so."""
+    try:
+        j = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return False
+    tool = j.get("tool") if isinstance(j, dict) else None
+    return isinstance(tool, str) and tool.startswith("dpdeblur") and tool.endswith("synth")
+
+
+def _check_out(out: Path, overwrite: bool) -> list[Path]:
+    """Refuse an output folder synth must not write in, before any work; returns what a previous
+    ``synth`` data set there owns (replaced with ``overwrite`` once the new set is written)."""
     if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a folder; choose another output folder")
-    present = [p for p in ours if p.exists()]
+        raise UsageError(f"out {out}: exists and is not a folder; choose another output folder", settings=("out",))
+    manifest = out / MANIFEST
+    folders = [p for p in DPDD.split_folders(out) if p.exists() or p.is_symlink()]
+    if manifest.exists() and not _made_by_synth(manifest):
+        raise UsageError(f"out {out}: not a data set made by synth (its {MANIFEST} is not synth's); "
+                         "choose an empty or new folder", settings=("out",))
+    if folders and not manifest.exists():
+        raise UsageError(f"out {out}: not a data set made by synth (it holds {folders[0].name} but no {MANIFEST}); "
+                         "choose an empty or new folder", settings=("out",))
+    present = folders + ([manifest] if manifest.exists() else [])
     if present and not overwrite:
-        raise UsageError(f"{out}: already holds a data set ({present[0].name}); set overwrite to replace it or choose another folder",
-                         settings=("overwrite",))
-    for p in present:
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+        raise UsageError(f"out {out}: already holds a data set ({present[0].name}); set overwrite to replace it "
+                         "or choose another folder", settings=("out", "overwrite"))
+    return present
+
+
+def _make_folder(out: Path) -> Path | None:
+    """Create ``out`` (and missing parents); returns the topmost folder created (None: it existed)."""
+    here = out.absolute()
+    top = None
+    while not here.exists() and here != here.parent:
+        top, here = here, here.parent
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"out {out}: cannot create this folder ({e.strerror or e}); choose another folder",
+                         settings=("out",)) from None
+    return top
+
+
+def _remove_made(out: Path, top: Path | None) -> None:
+    """Remove the folders :func:`_make_folder` created (only while empty)."""
+    if top is None:
+        return
+    here = out.absolute()
+    while True:
+        try:
+            here.rmdir()
+        except OSError:
+            return
+        if here == top:
+            return
+        here = here.parent
+
+
+def _swap_in(out: Path, stage: Path, present: list[Path]) -> None:
+    """Put the set written in ``stage`` in place of the previous one (``present``): the old
+    folders move aside, the new ones in, then the old ones are deleted. Renames only, within
+    one folder; on an error every rename done is undone, so OUT keeps the previous set."""
+    import shutil
+    import tempfile
+
+    from dpdeblur.errors import OutputError
+
+    old = Path(tempfile.mkdtemp(prefix=_OLD_PREFIX, dir=out)) if present else None
+    done: list[tuple[Path, Path]] = []
+    new = [p for p in DPDD.split_folders(stage) if p.exists()] + [stage / MANIFEST]  # synth.json last
+    try:
+        for p in sorted(present, key=lambda q: q.name == MANIFEST):  # the old synth.json leaves last
+            p.rename(old / p.name)
+            done.append((old / p.name, p))
+        for p in new:
+            p.rename(out / p.name)
+            done.append((out / p.name, p))
+    except OSError as e:
+        for moved, back in reversed(done):
+            try:
+                moved.rename(back)
+            except OSError:
+                pass
+        if old is not None:
+            try:
+                old.rmdir()
+            except OSError:
+                pass
+        raise OutputError(f"out {out}: cannot move the new data set in place ({e.strerror or e}); "
+                          "the previous one is kept", settings=("out",)) from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def make_dataset(
@@ -669,12 +786,23 @@ def make_dataset(
             None = layered random planes.
         count / split: total images (80/10/10) or explicit per-split counts.
         size: (W, H) of every image. seed: everything is a function of (seed, item).
-        overwrite: replace an existing data set in ``out`` (only its own folders).
+        overwrite: replace a data set an earlier ``make_dataset`` wrote in ``out`` (only its
+            own folders and ``synth.json``; a folder holding DPDD folders without ``synth.json``
+            is refused).
+
+    Every option, the PSF bank, the sources and ``out`` are checked before anything is
+    written. The new set is written in a hidden folder inside ``out`` and moved in place
+    (replacing the previous set) only when at least one image set was written; when none
+    was, ``out`` is left as it was (not created, no ``synth.json``).
 
     Returns:
-        ``(manifest, report)``: the dict written to ``synth.json`` and the
+        ``(manifest, report)``: the dict written to ``synth.json`` (``manifest["ok"]``: the
+        image sets written; 0 = nothing written) and the
         :class:`~dpdeblur.utils.batch.BatchReport` (exit code 1 if any item failed).
     """
+    import shutil
+    import tempfile
+
     from dpdeblur import __version__
     from dpdeblur.data import synth_sources as src
     from dpdeblur.io.images import write_image
@@ -683,6 +811,11 @@ def make_dataset(
 
     params = (params or SynthParams()).check()
     split = split or parse_split(None, count)
+    if (set(split) - set(SPLITS) or any(not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0
+                                        for v in split.values()) or sum(split.values()) < 1):
+        raise UsageError(f"split {split}: counts of {', '.join(SPLITS)}, whole numbers >= 0, at least one image",
+                         settings=("split",))
+    split = {s: int(split.get(s, 0)) for s in SPLITS}
     out = Path(out)
     if images is not None and not Path(images).is_dir():
         raise InputError(f"images {images}: no such folder; give a folder of sharp images", settings=("images",))
@@ -695,12 +828,12 @@ def make_dataset(
     pools = {
         s: user or (src.bundled_sources(held_out=(s == "test")) + procedural) for s in SPLITS
     }
-    _prepare_out(out, overwrite)
+    present = _check_out(out, overwrite)  # nothing is touched before this point, nor deleted before the end
 
     plan = [(s, i, k) for k, (s, i) in enumerate((s, i) for s in SPLITS for i in range(split[s]))]
     records: list[dict] = []
 
-    def one(item) -> ItemResult:
+    def one(item, stage: Path) -> ItemResult:
         s, i, k = item
         rng = np.random.default_rng([seed, k])
         pool = pools[s]
@@ -711,6 +844,7 @@ def make_dataset(
             dpath = _find_depth(Path(depth), Path(bg_src.name))
             img = bg_src.load(rng)
             dmap = read_depth(dpath)
+            _check_depth(dmap, params.depth_kind, dpath)
             ih, iw = img.shape[:2]
             if abs(dmap.shape[1] / dmap.shape[0] - iw / ih) > 0.02 * iw / ih:
                 raise InputError(f"{dpath}: depth map {dmap.shape[1]}x{dmap.shape[0]} does not match the image's {iw}x{ih} shape")
@@ -728,30 +862,51 @@ def make_dataset(
             fgs = [src.random_crop(f.load(rng), size, rng)[0] for f in fg_srcs]
             sharp, left, right, comb = synthesize_layered(bg, fgs, params, rng, info=rec)
             rec.update(source=bg_src.name, textures=[f.name for f in fg_srcs])
-        paths = DPDD.item_paths(out, s, item_id)
-        for key, arr in (("sharp", sharp), ("combined", comb), ("left", left), ("right", right)):
-            write_image(paths[key], arr, bit_depth=16)
+        paths = DPDD.item_paths(stage, s, item_id)
+        keys = ("sharp", "combined", "left", "right")
+        try:
+            for key, arr in zip(keys, (sharp, comb, left, right)):
+                write_image(paths[key], arr, bit_depth=16)
+        except BaseException:  # all of an item's files or none
+            for key in keys:
+                paths[key].unlink(missing_ok=True)
+            raise
         records.append(rec)
-        return ItemResult(item_id, outputs=[str(paths["combined"])])
+        return ItemResult(item_id, outputs=[str(DPDD.item_paths(out, s, item_id)["combined"])])
 
-    report = run_batch(plan, one, label="synth", name=lambda it: f"{it[0]}{it[1]:05d}", progress=progress)
-    used = sorted({n for r in records for n in [r["source"], *r.get("textures", [])]})
-    licences = {x.name: x.licence for p in pools.values() for x in p}
-    manifest = {
-        "tool": f"dpdeblur {__version__} synth",
-        "seed": seed,
-        "size": list(size),
-        "counts": split,
-        "params": asdict(params),
-        "conventions": CONVENTIONS,
-        "layout": f"DPDD: {DPDD.summary}; 16-bit PNG",
-        "mode": "depth maps" if depth is not None else "layered random planes",
-        "images": str(images) if images is not None else "default: scikit-image photographs + procedural textures",
-        "held_out": list(src.HELD_OUT) if images is None else [],
-        "sources": [{"name": n, "licence": licences.get(n, "unknown")} for n in used],
-        "ok": report.count("ok"),
-        "failed": [{"id": it.name, "error": it.error} for it in report.items if it.status == "failed"],
-        "items": sorted(records, key=lambda r: (SPLITS.index(r["split"]), r["id"])),
-    }
-    atomic_write_text(out / "synth.json", json.dumps(manifest, indent=1, default=float) + "\n")
+    made = _make_folder(out)
+    stage = None
+    try:
+        try:
+            stage = Path(tempfile.mkdtemp(prefix=_STAGE_PREFIX, dir=out))
+        except OSError as e:
+            raise UsageError(f"out {out}: cannot write in this folder ({e.strerror or e}); choose another folder",
+                             settings=("out",)) from None
+        report = run_batch(plan, lambda it: one(it, stage), label="synth",
+                           name=lambda it: f"{it[0]}{it[1]:05d}", progress=progress)
+        used = sorted({n for r in records for n in [r["source"], *r.get("textures", [])]})
+        licences = {x.name: x.licence for p in pools.values() for x in p}
+        manifest = {
+            "tool": f"dpdeblur {__version__} synth",
+            "seed": seed,
+            "size": list(size),
+            "counts": split,
+            "params": asdict(params),
+            "conventions": CONVENTIONS,
+            "layout": f"DPDD: {DPDD.summary}; 16-bit PNG",
+            "mode": "depth maps" if depth is not None else "layered random planes",
+            "images": str(images) if images is not None else "default: scikit-image photographs + procedural textures",
+            "held_out": list(src.HELD_OUT) if images is None else [],
+            "sources": [{"name": n, "licence": licences.get(n, "unknown")} for n in used],
+            "ok": len(records),
+            "failed": [{"id": it.name, "error": it.error} for it in report.items if it.status == "failed"],
+            "items": sorted(records, key=lambda r: (SPLITS.index(r["split"]), r["id"])),
+        }
+        if records:  # nothing written: no synth.json, the previous set (if any) stays
+            atomic_write_text(stage / MANIFEST, json.dumps(manifest, indent=1, default=float) + "\n")
+            _swap_in(out, stage, present)
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+        _remove_made(out, made)  # only folders this call created and that stayed empty
     return manifest, report

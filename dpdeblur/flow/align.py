@@ -57,8 +57,14 @@ def paired_folders(blur_dir: str | Path, sharp_dir: str | Path) -> list[Pair]:
 
     def stems(d: Path) -> dict[str, Path]:
         if not d.is_dir():
-            raise DataError(f"{d}: no such folder")
-        return {f.stem: f for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_EXTS and not f.name.startswith(".")}
+            raise DataError(f"{d}: {'is a file, not a folder' if d.exists() else 'no such folder'}; give the folder of images")
+        out: dict[str, Path] = {}
+        for f in sorted(d.iterdir()):
+            if f.suffix.lower() in IMAGE_EXTS and not f.name.startswith("."):
+                if f.stem in out:
+                    raise DataError(f"{out[f.stem]} and {f.name}: two images of one name in {d}; keep one (pairs match by name)")
+                out[f.stem] = f
+        return out
 
     b, s = stems(Path(blur_dir)), stems(Path(sharp_dir))
     if not b:
@@ -139,6 +145,25 @@ def load_flow(path: str | Path, mmap: bool = False) -> np.ndarray:
     return flow
 
 
+#: Smallest image side the optical flow (OpenCV DIS) takes.
+MIN_SIDE = 16
+
+
+def _check_outputs_apart(items: list[Pair], out: Path) -> None:
+    """Usage error, before any work, when the outputs would land among the inputs: ``out``'s
+    ``gt/``, ``mask/`` or ``flow/`` folder is a folder of blurry or sharp images (the aligned
+    ground truth would replace the sharp originals)."""
+    from dpdeblur.errors import UsageError
+
+    if not items:
+        return
+    sources = {p.blur.parent.resolve() for p in items} | {p.sharp.parent.resolve() for p in items}
+    for q in ALIGNED.item_paths(out, items[0].id).values():
+        if q.parent.resolve() in sources:
+            raise UsageError(f"out {out}: its {q.parent.name}/ folder {q.parent} holds input images, which the "
+                             "outputs would replace; choose another output folder", settings=("out",))
+
+
 def align_pairs(
     pairs: Iterable[Pair | tuple[str, Any, Any]],
     out_dir: str | Path,
@@ -151,12 +176,13 @@ def align_pairs(
     """Align every pair and write the files above. Returns a
     :class:`~dpdeblur.utils.batch.BatchReport` (per-pair stats in ``item.info``)."""
     from dpdeblur.io.images import read_image, write_image
-    from dpdeblur.utils.atomic import atomic_write_text
+    from dpdeblur.utils.atomic import atomic_group, atomic_write_text
     from dpdeblur.utils.batch import ItemResult, run_batch
 
     out = Path(out_dir)
     est = estimator or DISFlow("medium")
     items = [p if isinstance(p, Pair) else Pair(str(p[0]), Path(p[1]), Path(p[2])) for p in pairs]
+    _check_outputs_apart(items, out)
 
     def one(p: Pair) -> ItemResult:
         paths = list(ALIGNED.item_paths(out, p.id).values())  # gt, mask, flow
@@ -165,10 +191,14 @@ def align_pairs(
         blur, sharp = read_image(p.blur), read_image(p.sharp)
         if blur.rgb.shape != sharp.rgb.shape:
             raise DataError(f"{p.sharp}: size {sharp.rgb.shape[:2]} differs from {p.blur} {blur.rgb.shape[:2]}")
+        h, w = blur.rgb.shape[:2]
+        if min(h, w) < MIN_SIDE:
+            raise DataError(f"{p.blur}: {w}x{h} pixels; optical flow needs images of at least {MIN_SIDE}x{MIN_SIDE}")
         r = align_pair(blur.rgb, sharp.rgb, est, sharp_sigma, lam)
-        write_image(paths[0], r.deformed, bit_depth=16 if sharp.bit_depth > 8 else 8)
-        write_image(paths[1], r.mask.astype(np.uint8) * 255, bit_depth=8)
-        save_flow(paths[2], r.flow)
+        with atomic_group(dict(enumerate(paths))) as tmp:  # gt, mask and flow of a pair: all or none
+            write_image(tmp[0], r.deformed, bit_depth=16 if sharp.bit_depth > 8 else 8)
+            write_image(tmp[1], r.mask.astype(np.uint8) * 255, bit_depth=8)
+            save_flow(tmp[2], r.flow)
         return ItemResult(p.id, outputs=[str(q) for q in paths], info=r.stats)
 
     report = run_batch(items, one, label="align", name=lambda p: p.id, progress=progress)

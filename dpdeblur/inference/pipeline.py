@@ -140,15 +140,24 @@ def collect_items(
     right: str | Path | None = None,
     recursive: bool = False,
     warn: Callable[[str], None] | None = None,
+    suffix: str | None = None,
 ) -> list[InputItem]:
     """Command-line inputs -> items (see the module docstring). Missing paths raise :class:`InputError`.
 
     ``--left/--right`` take two files (one pair) or two folders (views paired by id, ``<id>_L`` with
     ``<id>_R`` or equal names); an id with one view only, like an incomplete DPDD root, becomes a
     failed item, so every input is either processed or listed. ``warn`` is told about suspicious
-    inputs (the same file as both views).
+    inputs (the same file as both views). With ``suffix`` (the outputs' ``{stem}{suffix}.{ext}``),
+    folders and globs leave out files named like outputs, so a re-run over a folder skips what
+    the last run wrote there instead of taking it for input; a file named explicitly is kept.
     """
-    from dpdeblur.utils.batch import expand_inputs
+    from dpdeblur.utils import batch
+
+    def expand_inputs(paths, exts, recursive=False):
+        return batch.expand_inputs(paths, exts, recursive, exclude=own_output)
+
+    def own_output(f: Path) -> bool:
+        return bool(suffix) and f.stem.endswith(suffix)
 
     items: list[InputItem] = []
     exts = IMAGE_EXTS + RAW_EXTS
@@ -468,6 +477,9 @@ def plan_outputs(items: Sequence[InputItem], out_dir: str | Path | None = None, 
                 f"output {out} is the input {inputs[key]}; it would be overwritten: "
                 "set suffix (non-empty), ext (another format) or out_dir (another folder)",
                 settings=("suffix", "ext", "out_dir"))
+        if out.is_dir() and not it.error:
+            it = InputItem(it.name, it.stem, it.kind, it.paths, error=(
+                f"{it.name}: its output {out} is a folder; remove or rename that folder, or choose another output folder"))
         if key in targets and not it.error:
             it = InputItem(it.name, it.stem, it.kind, it.paths, error=(
                 f"{it.name}: output {out} would also be written by {targets[key]}; rename one or write them to separate folders"))
@@ -510,8 +522,10 @@ def deblur_files(
         depth = loaded.bit_depth if str(bit_depth) == "auto" else int(bit_depth)
         write_image(out, y, depth, alpha=loaded.alpha, quality=quality, exif=loaded.exif, icc=loaded.icc)
         h, w = y.shape[:2]
-        return ItemResult(it.name, outputs=[str(out)], info={"size": [w, h], "bit_depth": 8 if out.suffix == ".jpg" else depth,
-                                                             "channels": 1 if y.ndim == 2 else 3,
+        jpg = out.suffix == ".jpg"  # 8-bit, no alpha
+        channels = (1 if y.ndim == 2 else 3) + (loaded.alpha is not None and not jpg)
+        return ItemResult(it.name, outputs=[str(out)], info={"size": [w, h], "bit_depth": 8 if jpg else depth,
+                                                             "channels": channels,
                                                              "orientation": loaded.meta.get("orientation", 1)})
 
     return run_batch(plan, one, label="deblur", name=lambda j: j[0].name, console=console, progress=progress)

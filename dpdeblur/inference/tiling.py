@@ -62,6 +62,10 @@ class TileSettings:
     min_tile: int = 128
 
 
+#: Smallest tile side accepted (0 = whole image): smaller tiles are all border and very slow.
+MIN_TILE = 32
+
+
 def check_tiling(tile: int | None, overlap: int, blend: str = "hann", tile_batch: int = 1) -> None:
     """The one rule set for ``--tile --overlap --blend --tile-batch`` (deblur, bench speed and
     quality, the Python API): a :class:`~dpdeblur.errors.UsageError` naming the option.
@@ -72,6 +76,9 @@ def check_tiling(tile: int | None, overlap: int, blend: str = "hann", tile_batch
         raise UsageError(f"blend {blend!r}: choose one of {', '.join(BLENDS)}", settings=("blend",))
     if tile is not None and tile < 0:
         raise UsageError(f"tile {tile}: must be >= 0 (0 = whole image)", settings=("tile",))
+    if tile and tile < MIN_TILE:
+        raise UsageError(f"tile {tile}: too small (each tile costs a full pass with its borders); use 0 for the "
+                         f"whole image or at least {MIN_TILE}", settings=("tile",))
     if overlap < 0:
         raise UsageError(f"overlap {overlap}: must be >= 0", settings=("overlap",))
     if tile_batch < 1:

@@ -21,6 +21,7 @@ from dpdeblur.io.raw import PAIR_EXTS, RAW_EXTS, check_raw_options, is_pair_file
 from dpdeblur.utils.batch import ItemResult, expand_inputs
 
 __all__ = ["LAYOUTS", "SPLITS", "WIGGLE_FORMATS", "item_id", "output_paths", "dual_pixel_inputs", "split_dual_pixel",
+           "check_pair_levels",
            "write_wiggle"]
 
 LAYOUTS = tuple(list_layouts("split-dp"))
@@ -100,6 +101,20 @@ def check_split_options(layout: str = "flat", split: str = "test", stored_view: 
     output_paths("x.dng", ".", layout, split, wiggle)  # layout / split / wiggle
 
 
+def check_pair_levels(items, black_level: int | None = None, white_level: int | None = None) -> None:
+    """Usage error, before any work, when view pairs are among ``items`` and the levels they would be
+    read with (a level given alone completes with the pair default, 1024 / 16383) contradict."""
+    from dpdeblur.io.raw import PIXEL_BLACK, PIXEL_WHITE
+
+    black = PIXEL_BLACK if black_level is None else black_level
+    white = PIXEL_WHITE if white_level is None else white_level
+    if white <= black and any(is_pair_file(p) for p in items):
+        given = "black_level" if white_level is None else "white_level"
+        raise UsageError(f"{given} {black_level if white_level is None else white_level}: view pairs would be read "
+                         f"with black level {black} and white level {white}; give black_level and white_level "
+                         "together, black below white", settings=("black_level", "white_level"))
+
+
 def split_dual_pixel(
     path: str | Path,
     outdir: str | Path,
@@ -117,19 +132,20 @@ def split_dual_pixel(
     output exists and ``overwrite`` is False the item is ``skipped``.
     """
     from dpdeblur.io.images import write_image
-    from dpdeblur.utils.atomic import atomic_write_text
+    from dpdeblur.utils.atomic import atomic_group, atomic_write_text
 
     paths = output_paths(path, outdir, layout, split, wiggle)
     wanted = ["left", "right", "combined", "meta"] + (["mask"] if mask else []) + (["wiggle"] if wiggle else [])
     if not overwrite and all(paths[k].exists() for k in wanted):
         return ItemResult(str(path), status="skipped", outputs=[str(paths[k]) for k in wanted])
     v = read_dual_pixel(path, **read_options)
-    for k in ("left", "right", "combined"):
-        write_image(paths[k], getattr(v, k), bit_depth=16)
-    if mask:
-        write_image(paths["mask"], v.saturation_mask.astype("uint8") * 255, bit_depth=8)
-    if wiggle:
-        write_wiggle(paths["wiggle"], v.left, v.right)
-    atomic_write_text(paths["meta"], json.dumps(v.meta, indent=2) + "\n")
+    with atomic_group({k: paths[k] for k in wanted}) as tmp:  # all of the item's files, or none
+        for k in ("left", "right", "combined"):
+            write_image(tmp[k], getattr(v, k), bit_depth=16)
+        if mask:
+            write_image(tmp["mask"], v.saturation_mask.astype("uint8") * 255, bit_depth=8)
+        if wiggle:
+            write_wiggle(tmp["wiggle"], v.left, v.right)
+        atomic_write_text(tmp["meta"], json.dumps(v.meta, indent=2) + "\n")
     info = {k: v.meta.get(k) for k in ("camera", "saturation", "orientation", "stored_view", "shape")}
     return ItemResult(str(path), outputs=[str(paths[k]) for k in wanted], info=info)

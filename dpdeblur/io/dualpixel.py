@@ -173,7 +173,8 @@ class FlatField:
         import cv2
 
         if white_left.shape != white_right.shape:
-            raise InputError(f"flat-field white sheets differ in size: {white_left.shape} vs {white_right.shape}")
+            raise InputError(f"flat_field white sheets differ in size: {white_left.shape} vs {white_right.shape}; "
+                             "give the left and right views of one white-sheet capture", settings=("flat_field",))
         h, w = white_left.shape[:2]
         small = (max(2, smooth), max(2, round(smooth * h / w)))
 
@@ -216,12 +217,22 @@ def read_sensor_image(path: str | Path) -> np.ndarray:
     """A one-channel (or 3-channel) 8/16-bit image file as stored (no conversion)."""
     import cv2
 
+    from dpdeblur.io.images import quiet_decoder
+
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not an image file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    a = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (0 bytes); re-export or remove it")
+    with quiet_decoder():
+        try:
+            a = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+        except cv2.error:
+            a = None
     if a is None:
-        raise InputError(f"{path}: not a readable PNG/PGM image (corrupt or unsupported)")
+        raise InputError(f"{path}: not a readable PNG/PGM image (corrupt or unsupported); re-export it")
     return a
 
 

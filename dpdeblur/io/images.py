@@ -105,6 +105,9 @@ def read_image(path: str | Path) -> Image:
                    "it was read, but check the result")
     if a.dtype not in (np.uint8, np.uint16):
         if a.dtype.kind == "f":
+            if not np.isfinite(a).all():
+                bad = int((~np.isfinite(a)).sum())
+                raise InputError(f"{path}: {bad} NaN or infinite sample(s); replace them (e.g. with 0) and re-export")
             a = np.clip(a, 0, 1)
         else:
             raise InputError(f"{path}: unsupported sample type {a.dtype}; convert to 8- or 16-bit")

@@ -87,17 +87,18 @@ def is_sensor_pair(path: str | Path) -> bool:
     """True for a view file of a raw sensor pair (Google Pixel's ``<id>_left`` / ``<id>_right``:
     one channel, 16-bit, linear with black level 1024) that :func:`read_dual_pixel` develops;
     False for an sRGB view image of the same name (3 channels or 8-bit), which pairs like
-    ``<id>_L`` / ``<id>_R``. Reads the file's header only: a PGM is a sensor file, a PNG is one
-    when its IHDR says 16-bit greyscale."""
+    ``<id>_L`` / ``<id>_R``. Reads the file's header only: a PGM is a sensor file when its
+    maximum value needs 16 bits, a PNG when its IHDR says 16-bit greyscale."""
     p = Path(path)
     if not is_pair_file(p) or not p.is_file():
         return False
-    if p.suffix.lower() == ".pgm":
-        return True
     with open(p, "rb") as f:
-        head = f.read(26)
+        head = f.read(64)
+    if p.suffix.lower() == ".pgm":  # P5 <width> <height> <maxval>: 16-bit when maxval > 255
+        fields = b" ".join(line.split(b"#")[0] for line in head.splitlines()).split()
+        return len(fields) >= 4 and fields[0] == b"P5" and fields[3].isdigit() and int(fields[3]) > 255
     # PNG signature, IHDR, then width, height (4 + 4 bytes), bit depth (byte 24), colour type (byte 25; 0 = grey)
-    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and head[24] == 16 and head[25] == 0
+    return len(head) >= 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and head[24] == 16 and head[25] == 0
 
 
 def pair_paths(path: str | Path) -> tuple[Path, Path, str]:
@@ -391,15 +392,27 @@ def _read_pair(path, ff, scale, black_level, white_level, linear) -> DualPixelVi
     black = PIXEL_BLACK if black_level is None else black_level
     white = PIXEL_WHITE if white_level is None else white_level
     if white <= black:
-        raise UsageError(f"white level {white} must exceed black level {black}")
+        raise UsageError(f"white_level {white} must exceed black_level {black} (a view pair's defaults are "
+                         f"{PIXEL_BLACK} and {PIXEL_WHITE}); set both", settings=("white_level", "black_level"))
     raw = []
     for p in (lp, rp):
         a = read_sensor_image(p)
         if a.ndim != 2:
             raise InputError(f"{p}: {a.shape[2]} channels; a dual-pixel view file has one channel")
+        if a.dtype != np.uint16 and black_level is None and white_level is None:
+            raise InputError(f"{p}: {8 * a.itemsize}-bit samples; a raw sensor view is 16-bit linear data (Pixel: black "
+                             "level 1024): for developed views name them <id>_L/<id>_R, else give black_level and "
+                             "white_level for its levels", settings=("black_level", "white_level"))
+        if int(a.max()) <= black:
+            raise InputError(f"{p}: every sample is at or below the black level {black} (the image would be black); "
+                             "check the file, or give black_level and white_level for its levels",
+                             settings=("black_level", "white_level"))
         raw.append(a)
     if raw[0].shape != raw[1].shape:
         raise InputError(f"{lp}: the left and right views differ in size {raw[0].shape} vs {raw[1].shape}")
+    if raw[0].dtype != raw[1].dtype:
+        raise InputError(f"{lp} and {rp}: one view is {8 * raw[0].itemsize}-bit, the other {8 * raw[1].itemsize}-bit; "
+                         "they are not the two views of one capture")
     lv, rv = ((a.astype(np.float32) - black) / (white - black) for a in raw)
     mask = (raw[0] >= white) | (raw[1] >= white)
     combined_lin = 0.5 * (lv + rv)  # views are x2 the combined's share: L + R == 2 C

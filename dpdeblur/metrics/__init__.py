@@ -10,6 +10,7 @@ from dpdeblur.metrics.image import (
     psnr_np,
     ssim,
     ssim_np,
+    ssim_window_size,
 )
 
-__all__ = ["SSIM_WINDOWS", "compute_metrics", "compute_metrics_np", "mae", "mae_np", "psnr", "psnr_np", "ssim", "ssim_np"]
+__all__ = ["SSIM_WINDOWS", "compute_metrics", "compute_metrics_np", "mae", "mae_np", "psnr", "psnr_np", "ssim", "ssim_np", "ssim_window_size"]

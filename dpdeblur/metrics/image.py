@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 from dpdeblur.choices import SSIM_WINDOWS
 
-__all__ = ["SSIM_WINDOWS", "psnr", "ssim", "mae", "compute_metrics", "compute_metrics_np", "psnr_np", "ssim_np", "mae_np"]
+__all__ = ["SSIM_WINDOWS", "psnr", "ssim", "mae", "compute_metrics", "compute_metrics_np", "psnr_np", "ssim_np", "mae_np",
+           "ssim_window_size"]
 
 K1, K2 = 0.01, 0.03
 
@@ -63,6 +64,11 @@ def _window_1d(kind: str) -> tuple[np.ndarray, bool]:
     if kind == "skimage-default":
         return np.full(7, 1 / 7.0), True
     raise ValueError(f"unknown SSIM window {kind!r}; choose one of {', '.join(SSIM_WINDOWS)}")
+
+
+def ssim_window_size(window: str = "wang") -> int:
+    """Side of the SSIM window: the least height and width :func:`ssim` takes (11 for ``wang``, 7 for ``skimage-default``)."""
+    return len(_window_1d(window)[0])
 
 
 def ssim(

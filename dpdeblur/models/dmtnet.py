@@ -360,6 +360,15 @@ class DMTNet(PaddedModel):
         image_residual: bool = True,
     ) -> None:
         super().__init__()
+        for k, v, lo in (("in_views", in_views, 1), ("dim", dim, 1), ("patch", patch, 1), ("blocks", blocks, 0),
+                         ("heads", heads, 1), ("window", window, 1), ("channels", channels, 1), ("n_dmssrm", n_dmssrm, 0),
+                         ("n_rbm", n_rbm, 0), ("n_rm", n_rm, 0)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise ValueError(f"{k} must be a whole number >= {lo}, got {v!r}")
+        if dim % heads:
+            raise ValueError(f"dim {dim} must be a multiple of heads {heads} (each head takes dim / heads channels)")
+        if not scales or any(not isinstance(x, int) or x < 1 for x in scales):
+            raise ValueError(f"scales must be whole numbers >= 1, got {scales!r}")
         self.in_views = in_views
         self.image_residual = image_residual
         self.multiple_of = patch * (max(scales) if n_dmssrm > 0 else 1)

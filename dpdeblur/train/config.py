@@ -121,6 +121,10 @@ class TrainConfig:
         _check(self)
 
 
+#: Smallest side the SSIM of validation measures (its 11x11 window).
+MIN_SSIM_SIDE = 11
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Settings from a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file; keys as in
     :class:`TrainConfig` (dashes allowed). A ``[model_config]`` table sets model overrides."""
@@ -241,8 +245,11 @@ def _check(cfg: TrainConfig) -> None:
             raise UsageError(f"{k} {v!r}: expected true or false", settings=(k,))
     if not cfg.lr > 0:
         raise UsageError(f"lr {cfg.lr}: the learning rate must be > 0, e.g. 1e-4", settings=("lr",))
-    if cfg.lr_min < 0 or cfg.weight_decay < 0 or cfg.clip < 0 or not cfg.gamma > 0:
-        raise UsageError("lr_min, weight_decay and clip must be >= 0 and gamma > 0", settings=("clip",))
+    for k in ("lr_min", "weight_decay", "clip"):
+        if getattr(cfg, k) < 0:
+            raise UsageError(f"{k} {getattr(cfg, k)}: must be >= 0 (0 = off)", settings=(k,))
+    if not cfg.gamma > 0:
+        raise UsageError(f"gamma {cfg.gamma}: must be > 0", settings=("gamma",))
     if not isinstance(cfg.model_config, dict):
         raise UsageError(f"model_config {cfg.model_config!r}: expected a table of KEY = VALUE")
     if cfg.loss is not None:
@@ -256,6 +263,16 @@ def _check(cfg: TrainConfig) -> None:
         resolve_device(str(cfg.device))  # the rules of deblur's --device
     if cfg.out is not None and Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise UsageError(f"out {cfg.out}: is a file, not a run folder; choose a folder path", settings=("out",))
+    if cfg.out is not None:
+        from dpdeblur.utils.atomic import check_output_folder
+
+        check_output_folder(cfg.out)  # under a file, or in a folder not writable
+    if cfg.cache is not None and Path(cfg.cache).exists() and not Path(cfg.cache).is_dir():
+        raise UsageError(f"cache {cfg.cache}: is a file, not a folder; choose a folder for the decoded images",
+                         settings=("cache",))
+    if 0 < cfg.val_crop < MIN_SSIM_SIDE:
+        raise UsageError(f"val_crop {cfg.val_crop}: SSIM needs at least {MIN_SSIM_SIDE}x{MIN_SSIM_SIDE} pixels; "
+                         f"use 0 (whole images) or at least {MIN_SSIM_SIDE}", settings=("val_crop",))
     from dpdeblur.data.patches import PATCH_MODES
 
     if cfg.patch_mode not in PATCH_MODES:

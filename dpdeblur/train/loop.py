@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from dpdeblur.errors import DataError, DpdeblurError, UsageError
+from dpdeblur.errors import DataError, DpdeblurError, InputError, UsageError
 from dpdeblur.models.weights import model_metadata
 from dpdeblur.train.checkpoint import get_rng_state, load_state, save_checkpoint, set_rng_state
 from dpdeblur.train.config import TrainConfig, load_run_config
@@ -137,7 +137,10 @@ def build_data(cfg: TrainConfig, card, env: DistEnv = DistEnv()):
     val = None
     if split is not None:
         try:
-            val = check_readable(find_pairs(cfg.dataset, cfg.data_root, split, **kw))
+            from dpdeblur.train.config import MIN_SSIM_SIDE
+
+            val = check_readable(find_pairs(cfg.dataset, cfg.data_root, split, **kw), min_size=MIN_SSIM_SIDE,
+                                 why="validation's SSIM measures")
         except DataError as e:
             if "not found" not in str(e):
                 raise
@@ -418,10 +421,12 @@ class Trainer:
             self.log.warn(f"step {self.step}: non-finite loss or gradient, step skipped ({self.nonfinite} in a row)")
             self.log.write({"event": "nonfinite", "step": self.step, "in_a_row": self.nonfinite})
             if self.nonfinite >= cfg.max_nonfinite:
+                ck = self.run_dir / "last.state.pt"
+                where = (f", or go back to the last good checkpoint {ck} (step {self.saved_at})"
+                         if self.saved_at > 0 and ck.is_file() else "")
                 raise DpdeblurError(
-                    f"the loss was non-finite {self.nonfinite} steps in a row (step {self.step}); lower lr (now {cfg.lr:g}), "
-                    f"set clip (e.g. 1.0), or resume from {self.run_dir / 'last.state.pt'} (last good checkpoint)",
-                    settings=("lr", "clip"))
+                    f"the loss was non-finite {self.nonfinite} steps in a row (step {self.step}); lower lr (now {cfg.lr:g}) "
+                    f"or set clip (e.g. 1.0){where}", settings=("lr", "clip"))
         else:
             self.nonfinite = 0
             self.opt.step()
@@ -520,9 +525,21 @@ class Trainer:
                 if self.step % self.spe == 0:  # an epoch ended
                     self.end_epoch()
             self.finish()
+        except (InputError, DataError) as e:  # a file that cannot be decoded mid-run: keep the work done
+            raise self._saved_before(e) from None
         finally:
             self.log.close()
         return self.result()
+
+    def _saved_before(self, e: DpdeblurError) -> DpdeblurError:
+        """``e`` (a data file failed mid-run) after checkpointing the steps done since the last save,
+        its message saying so: fix or remove the file and resume exactly from there."""
+        if self.step > self.saved_at:
+            self.checkpoint()
+        if self.step == 0:
+            return e
+        return type(e)(f"{e} (the run is saved at step {self.step} in {self.run_dir}: fix or remove the file, "
+                       "then pass resume to continue)", settings=(*e.settings, "resume"))
 
     def result(self) -> RunResult:
         return RunResult(

@@ -14,7 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "new_file_mode", "check_output_folder"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "new_file_mode", "check_output_folder",
+           "atomic_group"]
 
 _NAME_MAX = 255  # bytes in one path component on common file systems
 
@@ -27,11 +28,23 @@ def new_file_mode() -> int:
 
 
 def check_output_folder(path: str | Path | None) -> None:
-    """Usage error when an output folder names an existing file (checked before any work)."""
-    if path is not None and Path(path).exists() and not Path(path).is_dir():
-        from dpdeblur.errors import UsageError
+    """Usage error, before any work, when an output folder cannot be: it names an existing file,
+    it lies under a file, or the folder it would be created in is not writable."""
+    if path is None:
+        return
+    from dpdeblur.errors import UsageError
 
+    p = Path(path)
+    if p.exists() and not p.is_dir():
         raise UsageError(f"out {path}: is a file, not a folder; choose a folder for the outputs", settings=("out",))
+    here = p.absolute()
+    while not here.exists() and here != here.parent:  # the nearest existing folder it would be made in
+        here = here.parent
+    if not here.is_dir():
+        raise UsageError(f"out {path}: {here} is a file, so no folder can be made under it; choose another folder",
+                         settings=("out",))
+    if not os.access(here, os.W_OK | os.X_OK):
+        raise UsageError(f"out {path}: {here} is not writable; choose a folder you can write to", settings=("out",))
 
 
 def _tmp_prefix(name: str) -> str:
@@ -48,10 +61,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     On an exception the temporary file is removed and ``path`` is untouched, so a
     crash never leaves a half-written file under the final name.
     """
+    from dpdeblur.errors import OutputError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise OutputError(f"{path}: a folder is in the way of this output file; remove or rename it, or write elsewhere")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{path.parent}: cannot create this output folder ({e.strerror or e}); write elsewhere") from None
     ext = path.suffix if len(path.suffix) <= 12 else ""
-    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), suffix=".tmp" + ext, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), suffix=".tmp" + ext, dir=path.parent)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write in {path.parent} ({e.strerror or e}); write elsewhere") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -61,11 +84,30 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         except OSError:
             mode = new_file_mode()
         os.chmod(tmp_path, mode)
-        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as e:
+            raise OutputError(f"{path}: cannot put the finished file in place ({e.strerror or e})") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+@contextlib.contextmanager
+def atomic_group(paths: dict[str, Path]) -> Iterator[dict[str, Path]]:
+    """All of an item's output files, or none: yield a temporary path (same folder, same
+    extension) for each of ``paths``; when the block succeeds they are renamed to their final
+    names together, on an exception every temporary file is removed and no final file changes.
+
+    Usage::
+
+        with atomic_group({"left": a, "right": b}) as tmp:
+            write_image(tmp["left"], ...); write_image(tmp["right"], ...)
+    """
+    with contextlib.ExitStack() as stack:
+        tmp = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
+        yield tmp
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

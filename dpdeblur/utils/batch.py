@@ -15,7 +15,6 @@ one-line message, any other exception too (with its type), and the batch goes on
 
 from __future__ import annotations
 
-import glob
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,14 +98,24 @@ def expand_inputs(
     inputs: Iterable[str | Path],
     exts: Sequence[str],
     recursive: bool = False,
+    exclude: Callable[[Path], bool] | None = None,
 ) -> list[Path]:
     """Files, folders and globs -> sorted, de-duplicated files with one of ``exts``.
 
     Explicit files are kept whatever their extension (so a bad file is reported,
-    not silently dropped); folders and globs contribute matching files only.
+    not silently dropped); folders and globs contribute matching files only, never
+    hidden ones (``.name``: temporary files of an interrupted write) nor those
+    ``exclude`` names (e.g. a command's own earlier outputs, so that a re-run does not
+    take them for inputs). Recursion (``recursive``; ``**`` in a glob) does not follow
+    symbolic links to folders, so a link loop cannot hang it.
     A path that matches nothing raises :class:`InputError`.
     """
     exts = tuple(e.lower() for e in exts)
+
+    def wanted(f: Path) -> bool:
+        return (f.suffix.lower() in exts and not f.name.startswith(".") and f.is_file()
+                and not (exclude is not None and exclude(f)))
+
     out: list[Path] = []
     for raw in inputs:
         s = str(raw)
@@ -115,13 +124,12 @@ def expand_inputs(
             out.append(p)
         elif p.is_dir():
             it = p.rglob("*") if recursive else p.iterdir()
-            out.extend(sorted(f for f in it if f.is_file() and f.suffix.lower() in exts and not f.name.startswith(".")))
+            out.extend(sorted(f for f in it if wanted(f)))
         elif any(ch in s for ch in "*?["):
-            hits = sorted(Path(h) for h in glob.glob(s, recursive=recursive))
-            files = [h for h in hits if h.is_file() and h.suffix.lower() in exts]
-            if not files:
+            hits = [h for h in _glob(s, recursive) if h.suffix.lower() in exts and h.is_file()]
+            if not hits:
                 raise InputError(f"{s}: the pattern matches no {'/'.join(exts)} file")
-            out.extend(files)
+            out.extend(sorted(h for h in hits if wanted(h)))
         else:
             raise InputError(f"{s}: no such file or folder")
     seen: set[Path] = set()
@@ -134,6 +142,21 @@ def expand_inputs(
     return uniq
 
 
+def _glob(pattern: str, recursive: bool) -> list[Path]:
+    """Shell-style ``pattern`` -> matching paths, through :meth:`pathlib.Path.glob` (which, unlike
+    :func:`glob.glob`, does not follow symbolic links to folders under ``**``). Without
+    ``recursive``, ``**`` matches one path component like ``*``, as in :func:`glob.glob`."""
+    parts = Path(pattern).parts
+    i = next(k for k, part in enumerate(parts) if any(ch in part for ch in "*?["))
+    root = Path(*parts[:i]) if i else Path(".")
+    rest = "/".join(parts[i:])
+    if not recursive:
+        rest = rest.replace("**", "*")
+    if not root.is_dir():
+        return []
+    return sorted(root.glob(rest))
+
+
 def run_batch(
     items: Sequence[Any],
     fn: Callable[[Any], ItemResult | list[str] | None],
@@ -143,7 +166,7 @@ def run_batch(
     progress: bool = True,
 ) -> BatchReport:
     """Run ``fn`` on each item, isolating failures; progress bar on stderr."""
-    from dpdeblur.errors import DpdeblurError
+    from dpdeblur.errors import DpdeblurError, message
 
     console = console or stderr_console()
     results: list[ItemResult] = []
@@ -156,7 +179,7 @@ def run_batch(
             if not isinstance(r, ItemResult):
                 r = ItemResult(name(item), outputs=[str(o) for o in (r or [])])
         except DpdeblurError as e:
-            r = ItemResult(name(item), status="failed", error=str(e))
+            r = ItemResult(name(item), status="failed", error=message(e))
         except MemoryError:
             r = ItemResult(name(item), status="failed", error="out of memory; use a smaller --tile")
         except Exception as e:  # noqa: BLE001 - a batch goes on past any bad item
