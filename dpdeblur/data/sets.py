@@ -105,11 +105,16 @@ def find_pairs(
     layout = get_layout(dataset)
     if layout is FOLDER:
         return _pair(FOLDER.name, split, FOLDER.folders(blur=blur, sharp=sharp, left=left, right=right))
+    given = [k for k, v in (("blur", blur), ("sharp", sharp), ("left", left), ("right", right)) if v is not None]
+    if given:
+        raise UsageError(f"{given[0]} is only for dataset folder; dataset {layout.name} reads its folders from data_root DIR",
+                         settings=(given[0], "dataset", "data_root"))
     if root is None:
         raise UsageError(f"dataset {layout.name} needs data_root DIR", settings=("dataset", "data_root"))
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: data root not found; pass the folder that holds the {layout.name} data set")
+        what = "is a file, not a folder" if root.exists() else "data root not found"
+        raise DataError(f"{root}: {what}; pass the folder that holds the {layout.name} data set")
     groups = layout.groups(root, split)
     name, split = layout.name, layout.split_name(split)
     if len(groups) == 1 and not groups[0][0]:

@@ -77,14 +77,16 @@ def unwrap_state_dict(obj: Any) -> dict[str, Any]:
     return out
 
 
-def check_weights_file(path: str | Path) -> str:
+def check_weights_file(path: str | Path, setting: str = "weights") -> str:
     """Cheap checks of a weights path (exists, a file, a weights format); returns the format
-    (``safetensors`` or ``torch``) or raises :class:`WeightsError` naming the real problem."""
+    (``safetensors`` or ``torch``) or raises :class:`WeightsError` naming the real problem and
+    the ``setting`` that gave the path (``weights``, ``grow_from``...)."""
     path = Path(path)
     if path.is_dir():
-        raise WeightsError(f"{path}: is a folder; weights takes a .safetensors/.pt file", settings=("weights",))
+        raise WeightsError(f"{path}: is a folder; {setting} takes a .safetensors/.pt file", settings=(setting,))
     if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found; check the path given as weights (a .safetensors/.pt file)", settings=("weights",))
+        raise WeightsError(f"{path}: weights file not found; check the path given as {setting} (a .safetensors/.pt file)",
+                           settings=(setting,))
     kind = _sniff(path)
     if kind is None:
         raise WeightsError(f"{path}: not a weights file (neither safetensors nor a PyTorch checkpoint); "

@@ -98,7 +98,9 @@ def load_state(path: str | Path, map_location="cpu") -> dict[str, Any]:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise DpdeblurError(f"{path}: unreadable checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
+        why = " ".join(str(e).split())[:160] or type(e).__name__
+        raise DpdeblurError(f"{path}: unreadable checkpoint, truncated or damaged ({why}); restore it, or go back to "
+                            "an earlier copy, or start the run again") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise DpdeblurError(f"{path}: not a dpdeblur training checkpoint (format {STATE_FORMAT})")
     return state

@@ -130,7 +130,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     :class:`TrainConfig` (dashes allowed). A ``[model_config]`` table sets model overrides."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"{path}: config file not found")
+        raise UsageError(f"{path}: {'is a folder, not a' if path.is_dir() else 'no such'} config file; "
+                         "give a .toml, .yaml or .json file of settings")
     try:
         if path.suffix.lower() == ".toml":
             try:

@@ -298,11 +298,11 @@ class Trainer:
         cfg.validate()
         self.card = get_card(cfg.model)
         check_model_config(self.card.name, cfg.model_config)
-        for f in (cfg.weights, cfg.grow_from):
-            if f:
+        for setting in ("weights", "grow_from"):
+            if getattr(cfg, setting):
                 from dpdeblur.models.weights import check_weights_file
 
-                check_weights_file(f)
+                check_weights_file(getattr(cfg, setting), setting)
         if self.resuming:
             check_resume(cfg, self.run_dir)
         elif (self.run_dir / "last.state.pt").exists():
@@ -379,9 +379,10 @@ class Trainer:
                 self.ema.module.load_state_dict(state["ema"])
             set_rng_state(state["rng"])
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise DpdeblurError(f"{path}: the checkpoint does not fit these settings "
-                                f"({first[:200]}); resume with the run's own settings") from None
+            why = " ".join(str(e).split()) or type(e).__name__  # PyTorch's reason spans lines: keep its start
+            why = why if len(why) <= 200 else why[:197] + "..."
+            raise DpdeblurError(f"{path}: the checkpoint does not fit these settings ({why}); resume with the run's "
+                                "own settings, or this is not the checkpoint of this run") from None
         self.step, self.best, self.nonfinite = state["step"], state.get("best_psnr"), state.get("nonfinite", 0)
 
     # ------------------------------------------------------------------ one step
