@@ -254,3 +254,16 @@ def test_a_file_failing_mid_run_keeps_the_steps_done(tmp_path, cfg_for):
     assert resumed.step == straight.step == 4 and resumed.val is not None
     a, b = (read_state_dict(p / "last.safetensors") for p in (tmp_path / "run", tmp_path / "straight"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_config_file_may_name_the_run_folder(dpdd, tmp_path, tiny):
+    cfg = tmp_path / "run.toml"
+    dim = tiny.config("dmtnet")
+    table = ", ".join(f"{k} = {v!r}".replace("'", '"') for k, v in dim.items())
+    cfg.write_text(f'out = "{tmp_path / "run"}"\ndataset = "dpdd"\ndata_root = "{dpdd}"\nmodel = "dmtnet-t"\n'
+                   f"patch = 16\nbatch_size = 2\nmax_steps = 1\noverlap = 0.0\nmodel_config = {{{table}}}\n")
+    from dpdeblur.cli import app
+
+    r = CliRunner().invoke(app, ["train", "--config", str(cfg), "-q"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "run/last.state.pt").is_file()

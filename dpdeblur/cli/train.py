@@ -95,8 +95,12 @@ def train_cmd(
         tensorboard=tensorboard, progress=False if quiet else None,
         model_config=parse_model_config(model_config) or None,
     )
+    if out is None and config is not None and not resume:  # a config file may name the run folder
+        from dpdeblur.train.config import load_config_file
+
+        out = load_config_file(config).get("out")
     if out is None:
-        raise UsageError("--out RUNDIR is required (the run's checkpoints and logs go there)")
+        raise UsageError("--out RUNDIR is required (the run's checkpoints and logs go there; or out = ... in --config)")
     cfg = resume_config(out, flags) if resume else resolve_config(flags, config)
     try:
         result = fit(cfg, resume=resume)
