@@ -183,16 +183,14 @@ def _check_lpips_file(path: Path) -> None:
     from dpdeblur.errors import WeightsError
     from dpdeblur.models.weights import check_weights_file
 
-    if path.is_dir():
-        raise WeightsError(f"{path}: is a folder; lpips_weights takes {_LPIPS_FILE}", settings=("lpips_weights",))
-    if not path.is_file():
-        raise WeightsError(f"{path}: LPIPS weights file not found; check the path given as lpips_weights "
-                           f"({_LPIPS_FILE}; nothing is downloaded)", settings=("lpips_weights",))
-    try:
-        check_weights_file(path)
-    except WeightsError:
-        raise WeightsError(f"{path}: not a weights file (neither safetensors nor a PyTorch checkpoint); "
-                           f"lpips_weights takes {_LPIPS_FILE}", settings=("lpips_weights",)) from None
+    if path.is_file():
+        try:
+            check_weights_file(path, "lpips_weights")
+        except WeightsError:
+            raise WeightsError(f"{path}: not a weights file (neither safetensors nor a PyTorch checkpoint); "
+                               f"lpips_weights takes {_LPIPS_FILE}", settings=("lpips_weights",)) from None
+    else:
+        check_weights_file(path, "lpips_weights")  # a folder, or missing: the message names lpips_weights
 
 
 def _lpips_fn(weights: str | Path | None):
@@ -346,12 +344,7 @@ def check_quality_outputs(cfg: QualityConfig, outputs: dict[str, str | Path | No
     if images_dir is None:
         return
     d = Path(images_dir)
-    try:
-        check_output_folder(d)
-    except UsageError as e:
-        msg = str(e)
-        raise UsageError("save_images" + msg[3:] if msg.startswith("out ") else f"save_images {d}: {msg}",
-                         settings=("save_images",)) from None
+    check_output_folder(d, "save_images")
     roots = ([Path(cfg.data_root)] if cfg.data_root is not None else []) + sorted(folders)
     for f in roots:
         if _within(d, f):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from dpdeblur.errors import InputError, UsageError
+from dpdeblur.utils.atomic import check_creatable
 from dpdeblur.utils.jsonsafe import json_safe
 
 __all__ = ["KINDS", "load_report", "save_report", "compare_reports", "compare_table", "markdown_table", "rich_table",
@@ -73,14 +74,7 @@ def check_output_files(outputs: dict[str, str | Path | None], inputs: dict[str, 
             raise UsageError(f"{name} '': empty path; name a file", settings=(name,))
         if p.is_dir():
             raise UsageError(f"{name} {p}: is a folder; name a file to write", settings=(name,))
-        here = p.absolute().parent
-        while not here.exists() and here != here.parent:  # the nearest existing folder it would be made in
-            here = here.parent
-        if not here.is_dir():
-            raise UsageError(f"{name} {p}: {here} is a file, so {p} cannot be made under it; write elsewhere",
-                             settings=(name,))
-        if not os.access(here, os.W_OK | os.X_OK):
-            raise UsageError(f"{name} {p}: {here} is not writable; write elsewhere", settings=(name,))
+        check_creatable(p, name)
         real = os.path.realpath(p)
         for other, q in inputs.items():
             if _same(p, q):

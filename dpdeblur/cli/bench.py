@@ -185,9 +185,6 @@ def quality_cmd(
                          "(a side larger than the image keeps the whole image)")
     if k and not save_images[1]:
         raise UsageError("--save-images K DIR: DIR is empty; name the folder for the crops, e.g. --save-images 3 crops/")
-    if ids is not None and not comma_list(ids):
-        raise UsageError(f"--ids {ids!r} names no image; pass file stems separated by commas (e.g. --ids 003,004), "
-                         "or leave --ids out to score every image")
     cfg = QualityConfig(
         dataset=dataset, data_root=data_root, split=split, model=model if model or weights else "identity", weights=weights,
         model_config=_overrides(model_config), folders=dict(blur=blur, sharp=sharp, left=left, right=right),

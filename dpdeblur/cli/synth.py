@@ -61,13 +61,13 @@ def synth_cmd(
         if as_json:
             print_json({"error": msg, "exit_code": 1, "failed": manifest["failed"]})
         else:
-            _print_failures(console, failed, 0, report.seconds)
+            report.print_summary(console, done="written", failed_only=True)
         fail(msg, 1)
     if as_json:
         print_json(manifest)
     else:
         if failed:
-            _print_failures(console, failed, manifest["ok"], report.seconds)
+            report.print_summary(console, done="written", failed_only=True)
         # what was written (the planned counts are in manifest["counts"]; failed sets are not counted)
         c = {s: sum(1 for r in manifest["items"] if r["split"] == s) for s in SPLITS}
         console.print(
@@ -77,18 +77,3 @@ def synth_cmd(
         )
     raise typer.Exit(report.exit_code)
 
-
-def _print_failures(console, failed, written: int, seconds: float, max_rows: int = 50) -> None:
-    """The failed image sets, then ``N written, M failed in Xs`` (synth never skips)."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title="synth: failed image sets", title_justify="left")
-    table.add_column("image set")
-    table.add_column("error", overflow="fold")
-    for it in failed[:max_rows]:
-        table.add_row(escape(it.name), escape(it.error or ""))
-    if len(failed) > max_rows:
-        table.add_row(f"... {len(failed) - max_rows} more", "")
-    console.print(table)
-    console.print(f"{written} written, {len(failed)} failed in {seconds:.1f}s", highlight=False)

@@ -151,13 +151,9 @@ def collect_items(
     folders and globs leave out files named like outputs, so a re-run over a folder skips what
     the last run wrote there instead of taking it for input; a file named explicitly is kept.
     """
-    from dpdeblur.utils import batch
+    from dpdeblur.utils.batch import expand_inputs
 
-    def expand_inputs(paths, exts, recursive=False):
-        return batch.expand_inputs(paths, exts, recursive, exclude=own_output)
-
-    def own_output(f: Path) -> bool:
-        return bool(suffix) and f.stem.endswith(suffix)
+    own = (lambda f: f.stem.endswith(suffix)) if suffix else None  # noqa: E731 - outputs of an earlier run
 
     items: list[InputItem] = []
     exts = IMAGE_EXTS + RAW_EXTS
@@ -178,8 +174,8 @@ def collect_items(
             (warn or _warn)(f"the left and right views are the same {'folder' if lp.is_dir() else 'file'} {lp}: "
                             "both views are identical, so the model sees no dual-pixel disparity")
         if lp.is_dir():
-            items += _match_views(expand_inputs([lp], exts=IMAGE_EXTS, recursive=recursive),
-                                  expand_inputs([rp], exts=IMAGE_EXTS, recursive=recursive), lp, rp)
+            items += _match_views(expand_inputs([lp], exts=IMAGE_EXTS, recursive=recursive, exclude=own),
+                                  expand_inputs([rp], exts=IMAGE_EXTS, recursive=recursive, exclude=own), lp, rp)
             if not items:
                 raise InputError(f"{lp} and {rp}: no images in the view folders; supported: {', '.join(IMAGE_EXTS)}")
         else:
@@ -189,10 +185,10 @@ def collect_items(
         p = Path(inp)
         splits = DPDD.splits_in(p) if p.is_dir() else []
         if not splits:
-            files += expand_inputs([inp], exts=exts, recursive=recursive)
+            files += expand_inputs([inp], exts=exts, recursive=recursive, exclude=own)
         for split in splits:  # DPDD root: views from <split>_l/_r, or combined images from <split>_c
             folder = {v: DPDD.source(p, split, v) for v in ("left", "right", "combined")}
-            listed = {v: expand_inputs([d], exts=exts) if d.is_dir() else [] for v, d in folder.items()}
+            listed = {v: expand_inputs([d], exts=exts, exclude=own) if d.is_dir() else [] for v, d in folder.items()}
             if dual_pixel:
                 items += _match_views(listed["left"], listed["right"], folder["left"], folder["right"], name=f"{split}/{{}}")
             elif folder["combined"].is_dir():

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "new_file_mode", "check_output_folder",
-           "atomic_group"]
+           "check_creatable", "atomic_group"]
 
 _NAME_MAX = 255  # bytes in one path component on common file systems
 
@@ -27,24 +27,37 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def check_output_folder(path: str | Path | None) -> None:
+def check_output_folder(path: str | Path | None, setting: str = "out") -> None:
     """Usage error, before any work, when an output folder cannot be: it names an existing file,
-    it lies under a file, or the folder it would be created in is not writable."""
+    it lies under a file, or the folder it would be created in is not writable. ``setting``:
+    the option that gave the path, named in the message."""
     if path is None:
         return
     from dpdeblur.errors import UsageError
 
     p = Path(path)
     if p.exists() and not p.is_dir():
-        raise UsageError(f"out {path}: is a file, not a folder; choose a folder for the outputs", settings=("out",))
-    here = p.absolute()
+        raise UsageError(f"{setting} {path}: is a file, not a folder; choose a folder for the outputs", settings=(setting,))
+    if p.is_dir():
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise UsageError(f"{setting} {path}: is not writable; choose a folder you can write to", settings=(setting,))
+        return
+    check_creatable(p, setting)
+
+
+def check_creatable(path: str | Path, setting: str) -> None:
+    """Usage error when ``path`` (a file or folder to be written) cannot be made in the nearest
+    existing folder above it: that is a file, or it is not writable."""
+    from dpdeblur.errors import UsageError
+
+    here = Path(path).absolute().parent
     while not here.exists() and here != here.parent:  # the nearest existing folder it would be made in
         here = here.parent
     if not here.is_dir():
-        raise UsageError(f"out {path}: {here} is a file, so no folder can be made under it; choose another folder",
-                         settings=("out",))
+        raise UsageError(f"{setting} {path}: {here} is a file, so nothing can be made under it; choose another place",
+                         settings=(setting,))
     if not os.access(here, os.W_OK | os.X_OK):
-        raise UsageError(f"out {path}: {here} is not writable; choose a folder you can write to", settings=("out",))
+        raise UsageError(f"{setting} {path}: {here} is not writable; choose a place you can write to", settings=(setting,))
 
 
 def _tmp_prefix(name: str) -> str:

@@ -69,27 +69,34 @@ class BatchReport:
             "items": [asdict(i) for i in self.items],
         }
 
-    def print_summary(self, console=None, max_rows: int = 50) -> None:
-        """Rich summary on stderr: one row per item (failures first), then totals."""
+    def print_summary(self, console=None, max_rows: int = 50, done: str = "done", failed_only: bool = False) -> None:
+        """Rich summary on stderr: one row per item (failures first; ``failed_only``: those alone),
+        then totals (``N {done}``, skipped ones when there are any, failures)."""
+        from rich.markup import escape
         from rich.table import Table
 
         console = console or stderr_console()
         rows = sorted(self.items, key=lambda i: {"failed": 0, "ok": 1, "skipped": 2}[i.status])
-        table = Table(title=f"{self.label}: summary", title_justify="left")
-        table.add_column("input", overflow="fold")
-        table.add_column("status")
-        table.add_column("output / error", overflow="fold")
-        table.add_column("s", justify="right")
-        colour = {"ok": "green", "skipped": "yellow", "failed": "red"}
-        for it in rows[:max_rows]:
-            detail = it.error if it.status == "failed" else ", ".join(it.outputs)
-            table.add_row(it.name, f"[{colour[it.status]}]{it.status}[/]", detail or "", f"{it.seconds:.2f}")
-        if len(rows) > max_rows:
-            table.add_row(f"... {len(rows) - max_rows} more", "", "", "")
-        console.print(table)
+        if failed_only:
+            rows = [i for i in rows if i.status == "failed"]
+        if rows:
+            table = Table(title=f"{self.label}: {'failed' if failed_only else 'summary'}", title_justify="left")
+            table.add_column("input", overflow="fold")
+            table.add_column("status")
+            table.add_column("output / error", overflow="fold")
+            table.add_column("s", justify="right")
+            colour = {"ok": "green", "skipped": "yellow", "failed": "red"}
+            for it in rows[:max_rows]:
+                detail = it.error if it.status == "failed" else ", ".join(it.outputs)
+                table.add_row(escape(it.name), f"[{colour[it.status]}]{it.status}[/]", escape(detail or ""),
+                              f"{it.seconds:.2f}")
+            if len(rows) > max_rows:
+                table.add_row(f"... {len(rows) - max_rows} more", "", "", "")
+            console.print(table)
+        skipped = self.count("skipped")
         console.print(
-            f"{self.count('ok')} done, {self.count('skipped')} skipped (exist; --overwrite to redo), "
-            f"{self.count('failed')} failed in {self.seconds:.1f}s",
+            f"{self.count('ok')} {done}" + (f", {skipped} skipped (exist; --overwrite to redo)" if skipped else "")
+            + f", {self.count('failed')} failed in {self.seconds:.1f}s",
             highlight=False,
         )
 
