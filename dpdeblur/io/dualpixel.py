@@ -214,26 +214,11 @@ class FlatField:
 
 
 def read_sensor_image(path: str | Path) -> np.ndarray:
-    """A one-channel (or 3-channel) 8/16-bit image file as stored (no conversion)."""
-    import cv2
+    """A one-channel (or 3-channel) 8/16-bit image file as stored (no conversion); an
+    :class:`InputError` naming the file when it is missing, empty or not a readable image."""
+    from dpdeblur.io.images import decode_image_file
 
-    from dpdeblur.io.images import quiet_decoder
-
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, not an image file")
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty (0 bytes); re-export or remove it")
-    with quiet_decoder():
-        try:
-            a = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
-        except cv2.error:
-            a = None
-    if a is None:
-        raise InputError(f"{path}: not a readable PNG/PGM image (corrupt or unsupported); re-export it")
-    return a
+    return decode_image_file(path, "PNG/PGM")[0]
 
 
 def _read_linear(path: str | Path, black_level: float, white_level: float) -> np.ndarray:

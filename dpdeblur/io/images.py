@@ -71,12 +71,14 @@ def from_float(a: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.clip(np.rint(np.asarray(a, dtype=np.float32) * top), 0, top).astype(np.uint8 if bit_depth == 8 else np.uint16)
 
 
-def read_image(path: str | Path) -> Image:
-    """Read an image file; gray becomes 3 channels, alpha is set aside, the EXIF
-    orientation is applied (once: the decoder is told to ignore it) and recorded.
+def decode_image_file(path: str | Path, kinds: str = "PNG/TIFF/JPEG"):
+    """``(samples as stored, decoder messages)`` of an image file: OpenCV's ``IMREAD_UNCHANGED``
+    (BGR order, EXIF orientation not applied) and the captured libpng/libtiff/libjpeg text
+    (``.text``, ``.summary()``).
 
-    Raises :class:`InputError` naming the file for missing, empty, corrupt or
-    unsupported files.
+    Raises :class:`InputError` naming the file for a folder, a missing, empty, corrupt or
+    unsupported file (``kinds`` names the formats in that message), or a header declaring more
+    pixels than a real photo.
     """
     import cv2
 
@@ -99,7 +101,19 @@ def read_image(path: str | Path) -> Image:
                                  "the file is corrupt or not an image, re-export it") from None
             a = None
     if a is None:
-        raise InputError(f"{path}: not a readable PNG/TIFF/JPEG image (corrupt or unsupported); re-export it")
+        raise InputError(f"{path}: not a readable {kinds} image (corrupt or unsupported); re-export it")
+    return a, noise
+
+
+def read_image(path: str | Path) -> Image:
+    """Read an image file; gray becomes 3 channels, alpha is set aside, the EXIF
+    orientation is applied (once: the decoder is told to ignore it) and recorded.
+
+    Raises :class:`InputError` naming the file for missing, empty, corrupt or
+    unsupported files.
+    """
+    path = Path(path)
+    a, noise = decode_image_file(path)
     if noise.text:
         _warn_once(f"{path}: the decoder reported problems with this file ({noise.summary()}); "
                    "it was read, but check the result")
