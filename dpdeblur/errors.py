@@ -59,6 +59,11 @@ class WeightsError(DpdeblurError):
     """A weights file is missing, unreadable, mismatched or fails its checksum."""
 
 
+class WeightsMismatchError(UsageError, WeightsError):
+    """Readable weights of another model (or size) than the one requested: a usage error
+    (exit code 2) whatever the file format, still caught as a :class:`WeightsError`."""
+
+
 class InputError(DpdeblurError):
     """An input file is missing, unreadable, corrupt or of the wrong kind."""
 

@@ -74,6 +74,9 @@ def ws(tmp_path_factory, tiny):
     write_image(root / "ab/blur/a.png", _img(seed=7), 8)  # align whose out/gt is the sharp folder
     write_image(root / "ab/gt/a.png", _img(seed=8), 8)
     save_weights(tiny.model("dmtnet-t"), root / "dp.safetensors")
+    import torch
+
+    torch.save(tiny.model("dmtnet-t").state_dict(), root / "dp_tiny.pt")  # no metadata: fits only the tiny config
     data = make_dpdd(root / "data", n=(2, 1, 0), h=48, w=48)
     # a DPDD root whose right views are missing
     shutil.copytree(data / "train_l", root / "dpdd_no_r/test_l")
@@ -134,6 +137,10 @@ CASES = [
     ("deblur-no-inputs", [*DEBLUR], 2, "no inputs"),
     ("deblur-weights-text", ["deblur", *LR, "--model", "dmtnet-t", "--weights", "{ws}/notes.txt"], 1, "notes.txt"),
     ("deblur-weights-folder", ["deblur", *LR, "--model", "dmtnet-t", "--weights", "{ws}/empty"], 1, "is a folder"),
+    # weights of another model are a usage error (2) whatever the format
+    ("deblur-weights-pt-other-config", ["deblur", *LR, "--model", "dmtnet-t", "--weights", "{ws}/dp_tiny.pt"], 2, "do not fit"),
+    ("deblur-weights-other-model", ["deblur", *LR, "--model", "dmtnet-s", "--weights", W], 2, "holds dmtnet-t weights"),
+    ("train-grow-from-same-size", [*TRAIN, "--grow-from", W, "--out", "{ws}/newrun"], 2, "nothing to grow"),
     ("deblur-weights-missing", ["deblur", *LR, "--model", "dmtnet-t", "--weights", "{ws}/nope.safetensors"], 1, "nope.safetensors"),
     ("deblur-missing-input", [*DEBLUR, "{ws}/nope.png", "-o", "{ws}/out"], 1, "nope.png"),
     ("deblur-empty-folder", [*DEBLUR, "{ws}/empty", "-o", "{ws}/out"], 1, "no images"),

@@ -195,7 +195,7 @@ def resolve_model(
     Returns:
         ``(card, overrides)``: build with ``{**card.config, **overrides}``.
     """
-    from dpdeblur.errors import UsageError, few
+    from dpdeblur.errors import UsageError, WeightsMismatchError, few
     from dpdeblur.models.weights import weights_model
 
     overrides = dict(overrides or {})
@@ -212,7 +212,7 @@ def resolve_model(
                          "name the model it was trained for (see `dpdeblur models`)")
     card = get_card(name)
     if file_name is not None and file_name.lower() != card.name:
-        raise UsageError(f"{weights} holds {file_name} weights but model {card.name} was requested; "
+        raise WeightsMismatchError(f"{weights} holds {file_name} weights but model {card.name} was requested; "
                          f"leave the model out to use the file's, or pass weights trained for {card.name}")
     if file_cfg is None:
         return card, overrides

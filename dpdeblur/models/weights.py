@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from dpdeblur.errors import WeightsError, few
+from dpdeblur.errors import WeightsError, WeightsMismatchError, few
 
 __all__ = [
     "check_weights_file",
@@ -168,7 +168,7 @@ def load_weights(model, path: str | Path, sha256: str | None = None, strict: boo
             parts.append(f"unexpected keys: {few(unexpected, 5)}")
         if shapes:
             parts.append(f"shape mismatch: {few(shapes, 5)}")
-        raise WeightsError(
+        raise WeightsMismatchError(
             f"{path}: weights do not fit model {name} ({'; '.join(parts)}); "
             "pick the model these weights were trained for", settings=("model",)
         )
@@ -183,22 +183,22 @@ def grow_weights(model, path: str | Path) -> list[str]:
     not from scratch). Returns the names of the new tensors.
 
     A file that is not a smaller variant (a tensor the model lacks or shapes that differ) or a
-    family without ``init_grown`` raises :class:`WeightsError`.
+    family without ``init_grown`` raises :class:`WeightsMismatchError`.
     """
     sd = read_state_dict(path)
     own = model.state_dict()
     name = getattr(getattr(model, "card", None), "name", type(model).__name__)
     if not hasattr(model, "init_grown"):
-        raise WeightsError(f"{path}: model {name} cannot grow from smaller weights (only DMTNet can); "
+        raise WeightsMismatchError(f"{path}: model {name} cannot grow from smaller weights (only DMTNet can); "
                            "load them as weights instead", settings=("weights",))
     extra = [k for k in sd if k not in own]
     shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in sd if k in own and sd[k].shape != own[k].shape]
     if extra or shapes:
         why = f"tensors {name} lacks: {few(extra, 3)}" if extra else f"shape mismatch: {few(shapes, 3)}"
-        raise WeightsError(f"{path}: not a smaller variant of {name} with the same widths ({why}); "
+        raise WeightsMismatchError(f"{path}: not a smaller variant of {name} with the same widths ({why}); "
                            "grow from a smaller model of the same family and configuration")
     if len(sd) == len(own):
-        raise WeightsError(f"{path}: already holds every tensor of {name}; load it as weights (nothing to grow)",
+        raise WeightsMismatchError(f"{path}: already holds every tensor of {name}; load it as weights (nothing to grow)",
                            settings=("weights",))
     model.load_state_dict(sd, strict=False)
     new = [k for k in own if k not in sd]
