@@ -228,6 +228,7 @@ CASES = [
     ("quality-tile", [*QUALITY, "--tile", "-1"], 2, "--tile"),
     ("quality-ssim", [*QUALITY, "--ssim", "ms"], 2, "--ssim"),
     ("quality-limit", [*QUALITY, "--limit", "0"], 2, "--limit"),
+    ("quality-identity-tta", [*QUALITY, "--tta"], 2, "--tta"),
     ("quality-weights-text", [*QUALITY[:-1], "dmtnet-t", "--weights", "{ws}/notes.txt"], 1, "notes.txt"),
     ("compare-missing", ["bench", "compare", "{ws}/nope.json", "{ws}/nope.json"], 1, "nope.json"),
     ("compare-text", ["bench", "compare", "{ws}/notes.txt", "{ws}/notes.txt"], 1, "notes.txt"),

@@ -39,3 +39,32 @@ def test_bad_files(tmp_path):
     (tmp_path / "c.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     with pytest.raises(InputError, match="not a readable"):
         read_image(tmp_path / "c.png")
+
+
+def test_float_tiff_out_of_range_is_clipped_with_a_warning(tmp_path):
+    import cv2
+
+    a = np.full((8, 8, 3), 0.5, np.float32)
+    a[0, 0] = 2.5
+    a[1, 1] = -0.25
+    cv2.imwrite(str(tmp_path / "hdr.tif"), a)
+    with pytest.warns(UserWarning, match=r"hdr\.tif: 6 float sample\(s\) outside \[0, 1\] \(largest 2\.5\) were clipped"):
+        img = read_image(tmp_path / "hdr.tif")
+    assert img.bit_depth == 16 and img.rgb.max() == 1.0 and img.rgb.min() == 0.0
+    assert np.allclose(img.rgb[2:, 2:], 0.5, atol=1e-6)
+
+
+def test_multi_page_tiff_reads_page_one_and_says_so(tmp_path):
+    import cv2
+
+    pages = [np.full((8, 8, 3), 40 * (i + 1), np.uint8) for i in range(3)]
+    cv2.imwritemulti(str(tmp_path / "stack.tif"), pages)
+    with pytest.warns(UserWarning, match=r"stack\.tif: 3 pages; only the first is read"):
+        img = read_image(tmp_path / "stack.tif")
+    assert np.allclose(img.rgb, 40 / 255)
+    write_image(tmp_path / "one.tif", pages[0], 8)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_image(tmp_path / "one.tif")  # a single page says nothing

@@ -285,6 +285,9 @@ def check_quality_config(cfg: QualityConfig) -> None:
         if cfg.model_config:
             raise UsageError("model_config is given, but model identity scores the blurry input and has no "
                              "config; pass model NAME, or leave out model_config", settings=("model_config", "model"))
+        if cfg.tta:
+            raise UsageError("tta is given, but model identity scores the blurry input and runs no network; "
+                             "pass model NAME, or leave out tta", settings=("tta", "model"))
     if cfg.lpips_weights is not None:
         _check_lpips_file(Path(cfg.lpips_weights))
     check_deblur_options(tile=cfg.tile, overlap=cfg.overlap, device=cfg.device, precision=cfg.precision)

@@ -117,11 +117,19 @@ def read_image(path: str | Path) -> Image:
     if noise.text:
         _warn_once(f"{path}: the decoder reported problems with this file ({noise.summary()}); "
                    "it was read, but check the result")
+    if path.suffix.lower() in (".tif", ".tiff"):
+        pages = _tiff_pages(path)
+        if pages > 1:
+            _warn_once(f"{path}: {pages} pages; only the first is read (save each page as its own file to use the others)")
     if a.dtype not in (np.uint8, np.uint16):
         if a.dtype.kind == "f":
             if not np.isfinite(a).all():
                 bad = int((~np.isfinite(a)).sum())
                 raise InputError(f"{path}: {bad} NaN or infinite sample(s); replace them (e.g. with 0) and re-export")
+            out = int(np.count_nonzero((a < 0) | (a > 1)))
+            if out:
+                _warn_once(f"{path}: {out} float sample(s) outside [0, 1] (largest {float(a.max()):.3g}) were "
+                           "clipped; scale the image into [0, 1] (e.g. tone-map an HDR image) to keep them")
             a = np.clip(a, 0, 1)
         else:
             raise InputError(f"{path}: unsupported sample type {a.dtype}; convert to 8- or 16-bit")
@@ -216,6 +224,17 @@ def _quiet(cap: _Captured, cv2):
             os.close(saved)
             sink.seek(0)
             cap.text = sink.read().decode("utf-8", "replace")
+
+
+def _tiff_pages(path: Path) -> int:
+    """How many images a TIFF file holds (1 when the decoder cannot tell)."""
+    import cv2
+
+    with quiet_decoder():
+        try:
+            return int(cv2.imcount(str(path)))
+        except cv2.error:
+            return 1
 
 
 _WARNED: set[str] = set()
