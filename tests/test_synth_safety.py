@@ -292,3 +292,24 @@ def test_all_nan_depth_map_is_named(tmp_path):
     np.save(dep / "good0.npy", np.zeros((0, 40), np.float32))  # empty: named too, no ZeroDivisionError
     r = run("synth", "-o", out, "--images", imgs, "--depth", dep, "--count", "1", *TINY)
     assert r.exit_code == 1 and "good0.npy" in one_error(r) and "ZeroDivision" not in r.stderr
+
+
+def test_small_user_images_are_named_once_when_enlarged(tmp_path):
+    """An image that must be enlarged to cover --size gives a soft 'sharp' target: said once per image."""
+    import warnings
+
+    from dpdeblur.io.images import write_image
+
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "img/tiny.png", rng.random((12, 16, 3)).astype(np.float32), 8)
+    write_image(tmp_path / "img/big.png", rng.random((60, 80, 3)).astype(np.float32), 8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_dataset(tmp_path / "o", images=tmp_path / "img", size=(64, 48), split={"train": 3, "val": 0, "test": 0})
+    msgs = [str(w.message) for w in caught if "enlarged" in str(w.message)]
+    assert len(msgs) == 1 and "tiny.png: 16x12 is smaller than the size 64x48; enlarged 4.0x" in msgs[0]
+    assert (tmp_path / "o/train_c/target").is_dir()
+    with warnings.catch_warnings(record=True) as again:  # a new run says it again
+        warnings.simplefilter("always")
+        make_dataset(tmp_path / "o2", images=tmp_path / "img", size=(64, 48), split={"train": 2, "val": 0, "test": 0})
+    assert [w for w in again if "tiny.png" in str(w.message)]

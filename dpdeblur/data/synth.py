@@ -824,6 +824,7 @@ def make_dataset(
     if depth is not None and not Path(depth).is_dir():
         raise InputError(f"depth {depth}: no such folder; give a folder of maps named like the photos", settings=("depth",))
     user = src.folder_sources(images) if images is not None else None
+    src.reset_upscale_warnings()
     procedural = src.procedural_sources(size)
     pools = {
         s: user or (src.bundled_sources(held_out=(s == "test")) + procedural) for s in SPLITS
@@ -851,15 +852,15 @@ def make_dataset(
             import cv2
 
             dmap = cv2.resize(dmap, (iw, ih), interpolation=cv2.INTER_NEAREST)
-            sharp, dmap = src.random_crop(img, size, rng, extra=dmap)
+            sharp, dmap = src.random_crop(img, size, rng, extra=dmap, name=bg_src.name)
             sharp, left, right, comb = synthesize_pair(sharp, dmap, params, rng, info=rec)
             rec.update(source=bg_src.name, depth=str(dpath))
         else:
             bg_src = pool[k % len(pool)] if user else pool[int(rng.integers(len(pool)))]
             n_fg = int(rng.integers(params.layers[0], params.layers[1] + 1)) - 1
             fg_srcs = [pool[int(rng.integers(len(pool)))] for _ in range(n_fg)]
-            bg, _ = src.random_crop(bg_src.load(rng), size, rng)
-            fgs = [src.random_crop(f.load(rng), size, rng)[0] for f in fg_srcs]
+            bg, _ = src.random_crop(bg_src.load(rng), size, rng, name=bg_src.name)
+            fgs = [src.random_crop(f.load(rng), size, rng, name=f.name)[0] for f in fg_srcs]
             sharp, left, right, comb = synthesize_layered(bg, fgs, params, rng, info=rec)
             rec.update(source=bg_src.name, textures=[f.name for f in fg_srcs])
         paths = DPDD.item_paths(stage, s, item_id)
