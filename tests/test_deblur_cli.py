@@ -156,7 +156,37 @@ def test_dpdd_layout(tmp_path, weights):
                 write_image(root / f"{split}_{v}" / "source" / f"{i}_{v.upper()}.png", rnd(32, 48, depth=16, seed=seed), 16)
     r = cli(root, "-o", tmp_path / "o", "--model", "dmtnet-t", "--weights", weights / "dp.safetensors", "--json")
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["1P0A1_deblurred.png", "1P0A2_deblurred.png"]
+    assert sorted(p.name for p in (tmp_path / "o/test").iterdir()) == ["1P0A1_deblurred.png", "1P0A2_deblurred.png"]
+
+
+def test_dpdd_root_results_go_to_split_folders_never_into_the_data_set(tmp_path, weights):
+    """Ids repeat across splits (synth's, many data sets'): each split gets its own folder, under -o
+    or, without it, under <root>/deblurred, never among the data set's images."""
+    from dpdeblur.data import find_pairs
+
+    root = tmp_path / "dpdd"
+    for split, seed in (("train", 1), ("test", 3)):
+        for v in "lr":
+            write_image(root / f"{split}_{v}/source/001_{v.upper()}.png", rnd(32, 48, depth=16, seed=seed), 16)
+        for part in ("source", "target"):
+            write_image(root / f"{split}_c/{part}/001.png", rnd(32, 48, depth=16, seed=seed), 16)
+    before = sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+    w = ("--model", "dmtnet-t", "--weights", weights / "dp.safetensors")
+    r = CliRunner().invoke(app, ["deblur", str(root), "-o", str(tmp_path / "o"), *map(str, w)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.relative_to(tmp_path / "o").as_posix() for p in (tmp_path / "o").rglob("*.png")) == [
+        "test/001_deblurred.png", "train/001_deblurred.png"]
+    assert f"results: {(tmp_path / 'o').resolve()}/<split>" in " ".join(r.output.split())
+    a, b = (read_image(tmp_path / f"o/{s}/001_deblurred.png").rgb for s in ("train", "test"))
+    assert not np.array_equal(a, b)  # two different inputs, two results: nothing overwritten
+    r = CliRunner().invoke(app, ["deblur", str(root), *map(str, w), "--json"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if not p.as_posix().startswith(str(root / "deblurred"))) == before
+    assert sorted(json.loads(r.stdout)["items"][i]["outputs"][0] for i in range(2)) == [
+        str(root / "deblurred/test/001_deblurred.png"), str(root / "deblurred/train/001_deblurred.png")]
+    assert [s.id for s in find_pairs("dpdd", root, "train").samples] == ["001"]  # the data set reads as before
+    r = CliRunner().invoke(app, ["deblur", str(root), *map(str, w), "--json"])  # a re-run skips both
+    assert r.exit_code == 0 and json.loads(r.stdout)["skipped"] == 2
 
 
 def test_rgb_model_gray_rgba_rotated(tmp_path, weights):

@@ -51,7 +51,7 @@ def deblur_cmd(
     """
     from dpdeblur.errors import InputError, UsageError
     from dpdeblur.inference.pipeline import (Deblurrer, check_deblur_options, collect_items, deblur_files,
-                                             default_model_name, plan_outputs, require_weights)
+                                             default_model_name, plan_outputs, require_weights, results_where)
     from dpdeblur.models import parse_model_config, resolve_model
     from dpdeblur.models.registry import check_model_config
 
@@ -89,8 +89,8 @@ def deblur_cmd(
                           overwrite=overwrite, raw_options=raw_options, console=console)
     report.print_summary(console)
     if report.count("ok"):
-        where = str(Path(output_dir).resolve()) if output_dir else "beside the inputs"
-        console.print(f"[bold]results:[/] {where} ({{stem}}{suffix}.{{ext}})", highlight=False, soft_wrap=True)
+        console.print(f"[bold]results:[/] {results_where(items, output_dir)} ({{stem}}{suffix}.{{ext}})",
+                      highlight=False, soft_wrap=True)
     if as_json:
         print_json({**report.to_dict(), "model": card.name, "model_config": overrides, "weights": weights, "device": str(d.device),
                     "precision": str(d.dtype).replace("torch.", ""), "tile": d.settings.tile, "overlap": overlap, "blend": blend, "tta": tta})

@@ -13,6 +13,7 @@ Three steps, each one place in this module:
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import warnings
 from dataclasses import dataclass, field
@@ -47,6 +48,10 @@ __all__ = [
 from dpdeblur.io.raw import RAW_EXTS, STORED_VIEW, is_sensor_pair
 
 
+#: The folder of a data-set root that holds results written without an output folder.
+DATASET_RESULTS = "deblurred"
+
+
 @dataclass
 class InputItem:
     """One unit of work. ``kind``: ``image`` (one file), ``pair`` (left, right), ``raw`` (one raw file).
@@ -60,6 +65,11 @@ class InputItem:
     kind: str
     paths: tuple[Path, ...]
     error: str | None = None
+    #: items of a data-set root (DPDD layout): its folder for results without an output folder
+    #: (``<root>/deblurred``) and the split's subfolder (also under an output folder), so results
+    #: never land among the data set's images and equal ids of two splits do not collide
+    out_base: Path | None = None
+    out_sub: str = ""
 
 
 @dataclass
@@ -190,14 +200,15 @@ def collect_items(
             folder = {v: DPDD.source(p, split, v) for v in ("left", "right", "combined")}
             listed = {v: expand_inputs([d], exts=exts, exclude=own) if d.is_dir() else [] for v, d in folder.items()}
             if dual_pixel:
-                items += _match_views(listed["left"], listed["right"], folder["left"], folder["right"], name=f"{split}/{{}}")
+                found = _match_views(listed["left"], listed["right"], folder["left"], folder["right"], name=f"{split}/{{}}")
             elif folder["combined"].is_dir():
-                files += listed["combined"]
+                found = [InputItem(f"{split}/{f.stem}", f.stem, "image", (f,)) for f in listed["combined"]]
             else:
                 first = {_view_id(f.stem): f for f in reversed(listed["left"] + listed["right"])}
-                items += [InputItem(f"{split}/{i}", i, "image", (f,), error=(
+                found = [InputItem(f"{split}/{i}", i, "image", (f,), error=(
                     f"{p}: no {folder['combined'].relative_to(p)} folder with the combined image {i}.*; a single-image model "
                     "needs the combined images (or give a dual-pixel model the views)")) for i, f in sorted(first.items())]
+            items += [dataclasses.replace(it, out_base=p / DATASET_RESULTS, out_sub=split) for it in found]
     return items + _pair_files(files, dual_pixel)
 
 
@@ -411,7 +422,8 @@ class Deblurrer:
 
 
 def output_path(item: InputItem, out_dir: str | Path | None, suffix: str = "_deblurred", ext: str = "auto") -> Path:
-    """``{out_dir}/{stem}{suffix}.{ext}``; ``out_dir`` defaults to the input's folder,
+    """``{out_dir}/{stem}{suffix}.{ext}``; ``out_dir`` defaults to the input's folder (for a data-set
+    root's items ``<root>/deblurred``, and both get the split's subfolder: ``.../<split>/...``),
     ``ext=auto`` keeps PNG/TIFF/JPEG (other images -> PNG, raw -> 16-bit TIFF)."""
     src = item.paths[0]
     if ext == "auto":
@@ -422,7 +434,17 @@ def output_path(item: InputItem, out_dir: str | Path | None, suffix: str = "_deb
     ext = EXT_ALIASES.get(ext.lower().lstrip("."), ext.lower().lstrip("."))
     if ext not in OUTPUT_EXTS[1:]:
         raise UsageError(f"ext {ext!r}: choose one of {', '.join(OUTPUT_EXTS)}", settings=("ext",))
-    return Path(out_dir or src.parent) / f"{item.stem}{suffix}.{ext}"
+    return Path(out_dir or item.out_base or src.parent) / item.out_sub / f"{item.stem}{suffix}.{ext}"
+
+
+def results_where(items: Sequence[InputItem], out_dir: str | Path | None) -> str:
+    """Where :func:`deblur_files` puts the results of ``items``, in words: the output folder,
+    or "beside the inputs" and each data-set root's ``deblurred/<split>`` folders."""
+    if out_dir:
+        return str(Path(out_dir).resolve()) + ("/<split>" if any(it.out_sub for it in items) else "")
+    roots = sorted({str(it.out_base.resolve()) for it in items if it.out_base is not None})
+    return "; ".join((["beside the inputs"] if any(it.out_base is None for it in items) else [])
+                     + [f"{r}/<split>" for r in roots])
 
 
 def check_output_options(ext: str = "auto", bit_depth: str | int = "auto", quality: int = 95,
@@ -474,10 +496,10 @@ def plan_outputs(items: Sequence[InputItem], out_dir: str | Path | None = None, 
                 "set suffix (non-empty), ext (another format) or out_dir (another folder)",
                 settings=("suffix", "ext", "out_dir"))
         if out.is_dir() and not it.error:
-            it = InputItem(it.name, it.stem, it.kind, it.paths, error=(
+            it = dataclasses.replace(it, error=(
                 f"{it.name}: its output {out} is a folder; remove or rename that folder, or choose another output folder"))
         if key in targets and not it.error:
-            it = InputItem(it.name, it.stem, it.kind, it.paths, error=(
+            it = dataclasses.replace(it, error=(
                 f"{it.name}: output {out} would also be written by {targets[key]}; rename one or write them to separate folders"))
         targets.setdefault(key, it.name)
         plan.append((it, out))
