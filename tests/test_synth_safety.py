@@ -313,3 +313,16 @@ def test_small_user_images_are_named_once_when_enlarged(tmp_path):
         warnings.simplefilter("always")
         make_dataset(tmp_path / "o2", images=tmp_path / "img", size=(64, 48), split={"train": 2, "val": 0, "test": 0})
     assert [w for w in again if "tiny.png" in str(w.message)]
+
+
+def test_folders_left_by_a_killed_run_are_named(tmp_path):
+    import warnings
+
+    (tmp_path / "o/.synth-new-abc123").mkdir(parents=True)  # as a SIGKILLed run leaves them
+    (tmp_path / "o/.synth-old-def456").mkdir()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_dataset(tmp_path / "o", size=(64, 48), split={"train": 1, "val": 0, "test": 0})
+    msgs = [str(w.message) for w in caught if "interrupted" in str(w.message)]
+    assert len(msgs) == 1 and ".synth-new-abc123, .synth-old-def456 left by an interrupted synth run" in msgs[0]
+    assert (tmp_path / "o/.synth-new-abc123").is_dir() and (tmp_path / "o/train_c/target").is_dir()  # kept; the set written

@@ -692,10 +692,25 @@ def _check_out(out: Path, overwrite: bool) -> list[Path]:
         raise UsageError(f"out {out}: not a data set made by synth (it holds {folders[0].name} but no {MANIFEST}); "
                          "choose an empty or new folder", settings=("out",))
     present = folders + ([manifest] if manifest.exists() else [])
+    _warn_leftovers(out)
     if present and not overwrite:
         raise UsageError(f"out {out}: already holds a data set ({present[0].name}); set overwrite to replace it "
                          "or choose another folder", settings=("out", "overwrite"))
     return present
+
+
+def _warn_leftovers(out: Path) -> None:
+    """Name staging folders a killed run left in ``out`` (never deleted here: a run going on in
+    the same folder may own one, and an old one may hold the only copy of a previous set)."""
+    import warnings
+
+    if not out.is_dir():
+        return
+    left = sorted(p.name for p in out.iterdir() if p.is_dir() and p.name.startswith((_STAGE_PREFIX, _OLD_PREFIX)))
+    if left:
+        warnings.warn(f"{out}: {', '.join(left)} left by an interrupted synth run ({_STAGE_PREFIX}*: a half-written "
+                      f"set, {_OLD_PREFIX}*: a previous set being replaced); delete them once no synth runs here",
+                      stacklevel=3)
 
 
 def _make_folder(out: Path) -> Path | None:
