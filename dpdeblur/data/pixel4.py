@@ -36,12 +36,13 @@ import numpy as np
 
 from dpdeblur.data.layouts import PIXEL4
 from dpdeblur.errors import DataError
+from dpdeblur.io.dualpixel import PIXEL_BLACK, PIXEL_WHITE
 
 __all__ = ["PIXEL4_BLACK", "PIXEL4_WHITE", "Pixel4Scene", "scene_ids", "select_scenes", "load_scene", "vignetting_gain",
            "gain_fit", "to_linear_gray", "model_views", "deform_reference", "aligned_reference", "score",
            "write_pairs", "PROTOCOL", "DEFORM_NOTE", "CEILING", "CEILING_NOTE"]
 
-PIXEL4_BLACK, PIXEL4_WHITE = 1024.0, 16383.0
+PIXEL4_BLACK, PIXEL4_WHITE = float(PIXEL_BLACK), float(PIXEL_WHITE)  # the sensor's levels (dpdeblur.io.dualpixel)
 VIGNETTING_BOX = 101
 #: the deformed-GT alignment is matched on both images smoothed by this Gaussian (pixels). It is
 #: affine, not a dense flow: the focus stack's misalignment on these captures measures as a

@@ -23,6 +23,9 @@ import numpy as np
 from dpdeblur.choices import VIEWS
 from dpdeblur.errors import InputError, UsageError
 
+#: Google Pixel dual-pixel sensor views (`<id>_left/_right`): 14-bit linear samples, black level 1024.
+PIXEL_BLACK, PIXEL_WHITE = 1024, 16383
+
 __all__ = [
     "VIEWS", "CfaViews", "FlatField", "black_map", "extract_views", "develop",
     "srgb_encode", "srgb_decode", "area_scale", "crop",
@@ -189,8 +192,8 @@ class FlatField:
         self.gain_right = ((wl + wr) / (2 * wr)).astype(np.float32)
 
     @classmethod
-    def from_files(cls, white_left: str | Path, white_right: str | Path, black_level: float = 1024,
-                   white_level: float = 16383, smooth: int = 64) -> "FlatField":
+    def from_files(cls, white_left: str | Path, white_right: str | Path, black_level: float = PIXEL_BLACK,
+                   white_level: float = PIXEL_WHITE, smooth: int = 64) -> "FlatField":
         """White sheets from files: one-channel 16-bit sensor images (Pixel style,
         linearised with ``black_level``/``white_level``) or 3-channel sRGB images
         (e.g. ``split-dp`` output of a white-sheet raw file, linearised with sRGB)."""

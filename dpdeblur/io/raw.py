@@ -26,7 +26,8 @@ from dpdeblur.choices import VIEWS
 from dpdeblur.data.layouts import LONG, match_view, view_stem
 from dpdeblur.errors import InputError, UsageError
 from dpdeblur.io.dualpixel import (
-    FlatField, area_scale, black_map, crop, develop, extract_views, read_sensor_image, srgb_encode,
+    PIXEL_BLACK, PIXEL_WHITE, FlatField, area_scale, black_map, crop, develop, extract_views, read_sensor_image,
+    srgb_encode,
 )
 
 __all__ = [
@@ -41,7 +42,6 @@ PAIR_EXTS = (".png", ".pgm")
 # project's convention (it is the first view DMTNet takes); check it on your
 # camera with meta["left_share"] on a white sheet and flip with stored_view.
 STORED_VIEW = "right"
-PIXEL_BLACK, PIXEL_WHITE = 1024, 16383  # Pixel 4: 14-bit linear, black 1024
 _FLIP_TO_EXIF = {0: 1, 3: 3, 5: 8, 6: 6}  # LibRaw sizes.flip -> EXIF Orientation
 
 
