@@ -22,6 +22,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 #: SSIM windows (:mod:`dpdeblur.metrics.image`): Wang et al. 11x11 Gaussian, scikit-image's 7x7 uniform.
 SSIM_WINDOWS = ("wang", "skimage-default")
+#: The side of each SSIM window: the least height and width SSIM measures.
+SSIM_WINDOW_SIDE = {"wang": 11, "skimage-default": 7}
 #: JDRL warm-up: the paper's whole loss, or the authors' script (:mod:`dpdeblur.losses.jdrl`).
 WARMUP_MODES = ("paper", "code")
 #: What a masked Charbonnier mean divides by (:mod:`dpdeblur.losses.pixel`).

@@ -267,3 +267,13 @@ def test_config_file_may_name_the_run_folder(dpdd, tmp_path, tiny):
     r = CliRunner().invoke(app, ["train", "--config", str(cfg), "-q"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "run/last.state.pt").is_file()
+
+
+def test_val_crop_floor_follows_the_ssim_window(dpdd, tmp_path, cfg_for):
+    """The least --val-crop is the side of the SSIM window validation uses (11 Wang, 7 skimage)."""
+    from dpdeblur.errors import UsageError
+
+    for ssim, ok, bad in (("wang", 11, 10), ("skimage-default", 7, 6)):
+        cfg_for(dpdd, tmp_path / "o", ssim=ssim, val_crop=ok).validate()
+        with pytest.raises(UsageError, match=rf"val_crop {bad}: SSIM \({ssim}\) needs at least {ok}x{ok} pixels"):
+            cfg_for(dpdd, tmp_path / "o", ssim=ssim, val_crop=bad).validate()

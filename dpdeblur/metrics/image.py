@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dpdeblur.choices import SSIM_WINDOWS
+from dpdeblur.choices import SSIM_WINDOW_SIDE, SSIM_WINDOWS
 
 __all__ = ["SSIM_WINDOWS", "psnr", "ssim", "mae", "compute_metrics", "compute_metrics_np", "psnr_np", "ssim_np", "mae_np",
            "ssim_window_size"]
@@ -67,8 +67,11 @@ def _window_1d(kind: str) -> tuple[np.ndarray, bool]:
 
 
 def ssim_window_size(window: str = "wang") -> int:
-    """Side of the SSIM window: the least height and width :func:`ssim` takes (11 for ``wang``, 7 for ``skimage-default``)."""
-    return len(_window_1d(window)[0])
+    """Side of the SSIM window: the least height and width :func:`ssim` takes (11 for ``wang``, 7 for
+    ``skimage-default``; :data:`dpdeblur.choices.SSIM_WINDOW_SIDE`, which checks that need no torch read)."""
+    n = len(_window_1d(window)[0])
+    assert n == SSIM_WINDOW_SIDE[window], (window, n)
+    return n
 
 
 def ssim(

@@ -121,10 +121,6 @@ class TrainConfig:
         _check(self)
 
 
-#: Smallest side the SSIM of validation measures (its 11x11 window).
-MIN_SSIM_SIDE = 11
-
-
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Settings from a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file; keys as in
     :class:`TrainConfig` (dashes allowed). A ``[model_config]`` table sets model overrides."""
@@ -228,7 +224,7 @@ _BOOLS = ("jdrl", "flips", "progress", "tensorboard")
 def _check(cfg: TrainConfig) -> None:
     import math
 
-    from dpdeblur.metrics import SSIM_WINDOWS
+    from dpdeblur.choices import SSIM_WINDOW_SIDE, SSIM_WINDOWS
 
     for k, lo in _INT_MIN.items():
         v = getattr(cfg, k)
@@ -271,9 +267,6 @@ def _check(cfg: TrainConfig) -> None:
     if cfg.cache is not None and Path(cfg.cache).exists() and not Path(cfg.cache).is_dir():
         raise UsageError(f"cache {cfg.cache}: is a file, not a folder; choose a folder for the decoded images",
                          settings=("cache",))
-    if 0 < cfg.val_crop < MIN_SSIM_SIDE:
-        raise UsageError(f"val_crop {cfg.val_crop}: SSIM needs at least {MIN_SSIM_SIDE}x{MIN_SSIM_SIDE} pixels; "
-                         f"use 0 (whole images) or at least {MIN_SSIM_SIDE}", settings=("val_crop",))
     from dpdeblur.data.patches import PATCH_MODES
 
     if cfg.patch_mode not in PATCH_MODES:
@@ -282,6 +275,10 @@ def _check(cfg: TrainConfig) -> None:
         raise UsageError(f"unknown schedule {cfg.schedule!r}; choose {', '.join(SCHEDULES)}")
     if cfg.ssim not in SSIM_WINDOWS:
         raise UsageError(f"unknown ssim {cfg.ssim!r}; choose {' or '.join(SSIM_WINDOWS)}", settings=("ssim",))
+    side = SSIM_WINDOW_SIDE[cfg.ssim]
+    if 0 < cfg.val_crop < side:
+        raise UsageError(f"val_crop {cfg.val_crop}: SSIM ({cfg.ssim}) needs at least {side}x{side} pixels; "
+                         f"use 0 (whole images) or at least {side}", settings=("val_crop",))
     if cfg.optimizer.lower() not in ("adam", "adamw"):
         raise UsageError(f"unknown optimizer {cfg.optimizer!r}; choose adam or adamw")
     for k in ("batch_size", "patch", "epochs"):

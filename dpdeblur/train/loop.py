@@ -137,10 +137,10 @@ def build_data(cfg: TrainConfig, card, env: DistEnv = DistEnv()):
     val = None
     if split is not None:
         try:
-            from dpdeblur.train.config import MIN_SSIM_SIDE
+            from dpdeblur.choices import SSIM_WINDOW_SIDE
 
-            val = check_readable(find_pairs(cfg.dataset, cfg.data_root, split, **kw), min_size=MIN_SSIM_SIDE,
-                                 why="validation's SSIM measures")
+            val = check_readable(find_pairs(cfg.dataset, cfg.data_root, split, **kw), min_size=SSIM_WINDOW_SIDE[cfg.ssim],
+                                 why=f"validation's SSIM ({cfg.ssim}) measures")
         except DataError as e:
             if "not found" not in str(e):
                 raise
