@@ -228,5 +228,6 @@ def _read_linear(path: str | Path, black_level: float, white_level: float) -> np
     a = read_sensor_image(path)
     if a.ndim == 2 or a.shape[2] == 1:
         return np.clip((a.reshape(a.shape[:2]).astype(np.float32) - black_level) / (white_level - black_level), 0, None)
-    top = 65535.0 if a.dtype == np.uint16 else 255.0
-    return srgb_decode(a[..., 2::-1].astype(np.float32) / top)
+    from dpdeblur.io.images import to_float
+
+    return srgb_decode(to_float(a[..., 2::-1]))
