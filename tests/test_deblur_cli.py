@@ -332,3 +332,33 @@ def test_8bit_views_named_left_right_are_images_not_sensor_data(tmp_path, weight
     assert r.exit_code == 0, r.output
     out = read_image(tmp_path / "o/v_deblurred.png")
     assert out.bit_depth == 8 and out.gray and out.rgb.mean() > 0.2  # the views' level, not black
+
+
+def test_scale_deblurs_area_averaged_inputs(tmp_path, weights):
+    """--scale S: every input area-averaged in linear light, deblurred and written at that size;
+    the same as deblurring views scaled beforehand."""
+    from dpdeblur.io.dualpixel import area_scale, srgb_decode, srgb_encode
+    from dpdeblur.inference.pipeline import Deblurrer, Loaded
+
+    left, right = rnd(64, 96, depth=16, seed=1), rnd(64, 96, depth=16, seed=2)
+    write_image(tmp_path / "p_L.png", left, 16)
+    write_image(tmp_path / "p_R.png", right, 16)
+    w = weights / "dp.safetensors"
+    r = CliRunner().invoke(app, ["deblur", str(tmp_path / "p_L.png"), "--weights", str(w), "--scale", "0.5",
+                                 "--tile", "0", "-o", str(tmp_path / "o"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["items"][0]["info"]["size"] == [48, 32]
+    got = read_image(tmp_path / "o/p_deblurred.png").rgb
+    views = {k: srgb_encode(area_scale(srgb_decode(v.astype(np.float32) / 65535), 0.5)) for k, v in (("left", left), ("right", right))}
+    want = Deblurrer(None, w, tile=0).run(Loaded(views=views, bit_depth=16))
+    assert got.shape == (32, 48, 3) and np.abs(got - want).max() < 2 / 65535
+    sensor = (1024 + np.random.default_rng(3).random((40, 60)) * 15000).astype(np.uint16)
+    for side in ("left", "right"):  # a raw sensor pair: scaled by the raw reader, in linear light
+        cv2.imwrite(str(tmp_path / f"s_{side}.png"), sensor)
+    r = CliRunner().invoke(app, ["deblur", str(tmp_path / "s_left.png"), "--weights", str(w), "--scale", "0.25",
+                                 "--tile", "0", "-o", str(tmp_path / "o"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["items"][0]["info"]["size"] == [15, 10]
+    for bad in ("0", "1.5", "-1"):
+        r = CliRunner().invoke(app, ["deblur", str(tmp_path / "p_L.png"), "--weights", str(w), "--scale", bad, "-o", str(tmp_path / "x")])
+        assert r.exit_code == 2 and f"--scale {float(bad)}: must be in (0, 1]" in r.output and not (tmp_path / "x").exists()

@@ -237,16 +237,18 @@ def _match_views(lefts: Sequence[Path], rights: Sequence[Path], left_dir: Path, 
     return items
 
 
-def load_item(item: InputItem, dual_pixel: bool, raw_options: dict | None = None) -> Loaded:
+def load_item(item: InputItem, dual_pixel: bool, raw_options: dict | None = None, scale: float = 1.0) -> Loaded:
     """The single place that decodes an input: pairs and images via :func:`read_image`,
     raw files via :func:`dpdeblur.io.raw.read_dual_pixel` (split in memory, no temporary
-    files; ``raw_options`` such as ``stored_view`` and ``flat_field`` are passed to it)."""
+    files; ``raw_options`` such as ``stored_view`` and ``flat_field`` are passed to it).
+    ``scale`` < 1 area-averages every input down in linear light (raw files before they are
+    encoded, images after decoding their sRGB)."""
     if item.error:
         raise InputError(item.error)
     if item.kind == "raw":
         from dpdeblur.io.raw import read_dual_pixel
 
-        dp = read_dual_pixel(item.paths[0], **(raw_options or {}))
+        dp = read_dual_pixel(item.paths[0], **{**(raw_options or {}), **({"scale": scale} if scale != 1.0 else {})})
         views = {"left": dp.left, "right": dp.right}
         return Loaded(
             image=None if dual_pixel else dp.combined, views=views if dual_pixel else None,
@@ -254,7 +256,7 @@ def load_item(item: InputItem, dual_pixel: bool, raw_options: dict | None = None
             pending_orientation=int(dp.meta.get("orientation", 1) or 1),
         )
     if item.kind == "pair":
-        left, right = (read_image(p) for p in item.paths)
+        left, right = (_scaled(read_image(p), scale) for p in item.paths)
         if left.rgb.shape != right.rgb.shape:
             raise InputError(
                 f"{item.paths[0]} and {item.paths[1]}: views differ in size "
@@ -264,11 +266,22 @@ def load_item(item: InputItem, dual_pixel: bool, raw_options: dict | None = None
         return Loaded(views={"left": left.rgb, "right": right.rgb}, bit_depth=max(left.bit_depth, right.bit_depth),
                       alpha=alpha, exif=left.meta.get("exif"), icc=left.meta.get("icc"), meta={"orientation": left.meta.get("orientation", 1)},
                       gray=left.gray and right.gray)
-    im = read_image(item.paths[0])
     if dual_pixel:
         raise InputError(f"{item.paths[0]}: a dual-pixel model needs two views (a left and right pair, or <id>_L/<id>_R files)")
+    im = _scaled(read_image(item.paths[0]), scale)
     return Loaded(image=im.rgb, bit_depth=im.bit_depth, alpha=im.alpha, exif=im.meta.get("exif"),
                   icc=im.meta.get("icc"), meta={"orientation": im.meta.get("orientation", 1)}, gray=im.gray)
+
+
+def _scaled(im, scale: float):
+    """``im`` (an :class:`~dpdeblur.io.images.Image`) area-averaged by ``scale`` in linear light."""
+    if scale == 1.0:
+        return im
+    from dpdeblur.io.dualpixel import area_scale, srgb_decode, srgb_encode
+
+    rgb = srgb_encode(area_scale(srgb_decode(im.rgb), scale))
+    alpha = None if im.alpha is None else area_scale(im.alpha, scale)
+    return dataclasses.replace(im, rgb=np.clip(rgb, 0, 1).astype(np.float32), alpha=alpha)
 
 
 def output_pixels(y: np.ndarray, loaded: Loaded) -> np.ndarray:
@@ -467,14 +480,14 @@ def check_output_options(ext: str = "auto", bit_depth: str | int = "auto", quali
 def check_deblur_options(*, ext: str = "auto", bit_depth: str | int = "auto", quality: int = 95,
                          suffix: str = "_deblurred", tile: int | None = None, overlap: int = 64, blend: str = "hann",
                          tile_batch: int = 1, device: str = "auto", precision: str = "auto",
-                         stored_view: str = STORED_VIEW) -> None:
+                         stored_view: str = STORED_VIEW, scale: float = 1.0) -> None:
     """Every option of ``dpdeblur deblur`` checked before any work (usage errors naming the setting)."""
     from dpdeblur.io.raw import check_raw_options
     from dpdeblur.inference.device import resolve_device, resolve_precision
     from dpdeblur.inference.tiling import check_tiling
 
     check_output_options(ext, bit_depth, quality, suffix)
-    check_raw_options(stored_view)
+    check_raw_options(stored_view, scale)
     check_tiling(tile, overlap, blend, tile_batch)
     resolve_precision(precision, resolve_device(device))
 
@@ -517,16 +530,21 @@ def deblur_files(
     quality: int = 95,
     overwrite: bool = False,
     raw_options: dict | None = None,
+    scale: float = 1.0,
     console=None,
     progress: bool = True,
 ):
     """Deblur every item into a file; returns a :class:`~dpdeblur.utils.batch.BatchReport`.
 
     Existing outputs are skipped unless ``overwrite``; a bad item is reported and the rest go on.
+    ``scale`` < 1 deblurs (and writes) every input area-averaged down by it (:func:`load_item`).
     """
     from dpdeblur.utils.batch import ItemResult, run_batch
 
+    from dpdeblur.io.raw import check_raw_options
+
     check_output_options(ext, bit_depth, quality, suffix)
+    check_raw_options(scale=scale)
     plan = plan_outputs(items, out_dir, suffix=suffix, ext=ext)
 
     def one(job) -> ItemResult:
@@ -535,7 +553,7 @@ def deblur_files(
             raise InputError(it.error)
         if out.exists() and not overwrite:
             return ItemResult(it.name, status="skipped", outputs=[str(out)])
-        loaded = load_item(it, deblurrer.dual_pixel, raw_options)
+        loaded = load_item(it, deblurrer.dual_pixel, raw_options, scale)
         y = output_pixels(deblurrer.run(loaded), loaded)
         depth = loaded.bit_depth if str(bit_depth) == "auto" else int(bit_depth)
         write_image(out, y, depth, alpha=loaded.alpha, quality=quality, exif=loaded.exif, icc=loaded.icc)
