@@ -68,3 +68,13 @@ def test_torch_batches_per_image():
     assert float(p[0]) == pytest.approx(psnr_np(b, a), abs=1e-4) and torch.isinf(p[1])
     m = compute_metrics(batch_p + 0.5, batch_t)  # clamped to [0, 1]
     assert float(m["mae"][1]) == pytest.approx(float(torch.minimum(1 - ta, torch.tensor(0.5)).mean()), abs=1e-6)
+
+
+def test_window_side_table_matches_the_windows():
+    """choices.SSIM_WINDOW_SIDE (read by checks that import no torch) is the windows' real size."""
+    from dpdeblur.choices import SSIM_WINDOW_SIDE, SSIM_WINDOWS
+    from dpdeblur.metrics.image import _window_1d, ssim_window_size
+
+    assert set(SSIM_WINDOW_SIDE) == set(SSIM_WINDOWS)
+    for w in SSIM_WINDOWS:
+        assert ssim_window_size(w) == SSIM_WINDOW_SIDE[w] == len(_window_1d(w)[0])

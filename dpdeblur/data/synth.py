@@ -42,6 +42,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+import threading
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -702,8 +704,6 @@ def _check_out(out: Path, overwrite: bool) -> list[Path]:
 def _warn_leftovers(out: Path) -> None:
     """Name staging folders a killed run left in ``out`` (never deleted here: a run going on in
     the same folder may own one, and an old one may hold the only copy of a previous set)."""
-    import warnings
-
     if not out.is_dir():
         return
     left = sorted(p.name for p in out.iterdir() if p.is_dir() and p.name.startswith((_STAGE_PREFIX, _OLD_PREFIX)))
@@ -839,7 +839,6 @@ def make_dataset(
     if depth is not None and not Path(depth).is_dir():
         raise InputError(f"depth {depth}: no such folder; give a folder of maps named like the photos", settings=("depth",))
     user = src.folder_sources(images) if images is not None else None
-    src.reset_upscale_warnings()
     procedural = src.procedural_sources(size)
     pools = {
         s: user or (src.bundled_sources(held_out=(s == "test")) + procedural) for s in SPLITS
@@ -848,6 +847,22 @@ def make_dataset(
 
     plan = [(s, i, k) for k, (s, i) in enumerate((s, i) for s in SPLITS for i in range(split[s]))]
     records: list[dict] = []
+
+    enlarged: set[str] = set()  # sources already warned about in this run
+    lock = threading.Lock()
+
+    def load(source, rng) -> np.ndarray:
+        img = source.load(rng)
+        f = src.enlargement(img, size)
+        with lock:
+            first = f > src.MAX_UPSCALE and source.name not in enlarged
+            if first:
+                enlarged.add(source.name)
+        if first:
+            warnings.warn(f"{source.name}: {img.shape[1]}x{img.shape[0]} is smaller than the size {size[0]}x{size[1]}; "
+                          f"enlarged {f:.1f}x, its sharp targets are soft (use images at least that large, or a "
+                          "smaller size)", stacklevel=2)
+        return img
 
     def one(item, stage: Path) -> ItemResult:
         s, i, k = item
@@ -858,7 +873,7 @@ def make_dataset(
         if depth is not None:
             bg_src = pool[k % len(pool)]
             dpath = _find_depth(Path(depth), Path(bg_src.name))
-            img = bg_src.load(rng)
+            img = load(bg_src, rng)
             dmap = read_depth(dpath)
             _check_depth(dmap, params.depth_kind, dpath)
             ih, iw = img.shape[:2]
@@ -867,15 +882,15 @@ def make_dataset(
             import cv2
 
             dmap = cv2.resize(dmap, (iw, ih), interpolation=cv2.INTER_NEAREST)
-            sharp, dmap = src.random_crop(img, size, rng, extra=dmap, name=bg_src.name)
+            sharp, dmap = src.random_crop(img, size, rng, extra=dmap)
             sharp, left, right, comb = synthesize_pair(sharp, dmap, params, rng, info=rec)
             rec.update(source=bg_src.name, depth=str(dpath))
         else:
             bg_src = pool[k % len(pool)] if user else pool[int(rng.integers(len(pool)))]
             n_fg = int(rng.integers(params.layers[0], params.layers[1] + 1)) - 1
             fg_srcs = [pool[int(rng.integers(len(pool)))] for _ in range(n_fg)]
-            bg, _ = src.random_crop(bg_src.load(rng), size, rng, name=bg_src.name)
-            fgs = [src.random_crop(f.load(rng), size, rng, name=f.name)[0] for f in fg_srcs]
+            bg, _ = src.random_crop(load(bg_src, rng), size, rng)
+            fgs = [src.random_crop(load(f, rng), size, rng)[0] for f in fg_srcs]
             sharp, left, right, comb = synthesize_layered(bg, fgs, params, rng, info=rec)
             rec.update(source=bg_src.name, textures=[f.name for f in fg_srcs])
         paths = DPDD.item_paths(stage, s, item_id)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -201,45 +200,28 @@ def procedural_texture(kind: str, size: tuple[int, int], rng: np.random.Generato
 
 #: A source enlarged by more than this to cover the image size gives a visibly soft "sharp" target.
 MAX_UPSCALE = 1.25
-_UPSCALED: set[str] = set()
-_UPSCALED_LOCK = threading.Lock()
 
 
-def reset_upscale_warnings() -> None:
-    """Warn again about every enlarged image (each data set run says it once per image)."""
-    with _UPSCALED_LOCK:
-        _UPSCALED.clear()
-
-
-def _warn_upscaled(name: str, iw: int, ih: int, size: tuple[int, int], factor: float) -> None:
-    import warnings
-
-    with _UPSCALED_LOCK:
-        if name in _UPSCALED:
-            return
-        _UPSCALED.add(name)
-    warnings.warn(f"{name}: {iw}x{ih} is smaller than the size {size[0]}x{size[1]}; enlarged {factor:.1f}x, "
-                  "its sharp targets are soft (use images at least that large, or a smaller size)", stacklevel=3)
+def enlargement(img: np.ndarray, size: tuple[int, int]) -> float:
+    """How much :func:`random_crop` must at least enlarge ``img`` to cover ``size`` = (W, H) (< 1: it shrinks it)."""
+    ih, iw = img.shape[:2]
+    return max(size[0] / iw, size[1] / ih)
 
 
 def random_crop(
-    img: np.ndarray, size: tuple[int, int], rng: np.random.Generator, extra: np.ndarray | None = None,
-    name: str | None = None,
+    img: np.ndarray, size: tuple[int, int], rng: np.random.Generator, extra: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Random scale (never below covering ``size`` = (W, H)), crop and horizontal flip.
 
     ``extra`` (e.g. a depth map, :math:`(H, W)`) gets the same geometry with
     nearest-neighbour resampling so depth edges stay sharp. Gray-looking images
-    get a random colour tint so the data set is not half monochrome. An image ``name``d that must
-    be enlarged by more than :data:`MAX_UPSCALE` to cover ``size`` is warned about once.
+    get a random colour tint so the data set is not half monochrome.
     """
     import cv2
 
     w, h = size
     ih, iw = img.shape[:2]
-    cover = max(w / iw, h / ih)
-    if name is not None and cover > MAX_UPSCALE:
-        _warn_upscaled(name, iw, ih, size, cover)
+    cover = enlargement(img, size)
     scale = cover * rng.uniform(1.0, max(1.0, 1.0 / cover)) if cover < 1 else cover
     nw, nh = max(w, int(round(iw * scale))), max(h, int(round(ih * scale)))
     if (nw, nh) != (iw, ih):

@@ -539,9 +539,8 @@ def deblur_files(
     Existing outputs are skipped unless ``overwrite``; a bad item is reported and the rest go on.
     ``scale`` < 1 deblurs (and writes) every input area-averaged down by it (:func:`load_item`).
     """
-    from dpdeblur.utils.batch import ItemResult, run_batch
-
     from dpdeblur.io.raw import check_raw_options
+    from dpdeblur.utils.batch import ItemResult, run_batch
 
     check_output_options(ext, bit_depth, quality, suffix)
     check_raw_options(scale=scale)

@@ -68,10 +68,10 @@ def _window_1d(kind: str) -> tuple[np.ndarray, bool]:
 
 def ssim_window_size(window: str = "wang") -> int:
     """Side of the SSIM window: the least height and width :func:`ssim` takes (11 for ``wang``, 7 for
-    ``skimage-default``; :data:`dpdeblur.choices.SSIM_WINDOW_SIDE`, which checks that need no torch read)."""
-    n = len(_window_1d(window)[0])
-    assert n == SSIM_WINDOW_SIDE[window], (window, n)
-    return n
+    ``skimage-default``), from :data:`dpdeblur.choices.SSIM_WINDOW_SIDE` (checks that need no torch read it)."""
+    if window not in SSIM_WINDOW_SIDE:
+        raise ValueError(f"unknown SSIM window {window!r}; choose one of {', '.join(SSIM_WINDOWS)}")
+    return SSIM_WINDOW_SIDE[window]
 
 
 def ssim(

@@ -213,7 +213,7 @@ def resolve_model(
     card = get_card(name)
     if file_name is not None and file_name.lower() != card.name:
         raise WeightsMismatchError(f"{weights} holds {file_name} weights but model {card.name} was requested; "
-                         f"leave the model out to use the file's, or pass weights trained for {card.name}")
+                                   f"leave the model out to use the file's, or pass weights trained for {card.name}")
     if file_cfg is None:
         return card, overrides
     trained = {**card.config, **file_cfg}

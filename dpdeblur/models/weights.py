@@ -190,16 +190,16 @@ def grow_weights(model, path: str | Path) -> list[str]:
     name = getattr(getattr(model, "card", None), "name", type(model).__name__)
     if not hasattr(model, "init_grown"):
         raise WeightsMismatchError(f"{path}: model {name} cannot grow from smaller weights (only DMTNet can); "
-                           "load them as weights instead", settings=("weights",))
+                                   "load them as weights instead", settings=("weights",))
     extra = [k for k in sd if k not in own]
     shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in sd if k in own and sd[k].shape != own[k].shape]
     if extra or shapes:
         why = f"tensors {name} lacks: {few(extra, 3)}" if extra else f"shape mismatch: {few(shapes, 3)}"
         raise WeightsMismatchError(f"{path}: not a smaller variant of {name} with the same widths ({why}); "
-                           "grow from a smaller model of the same family and configuration")
+                                   "grow from a smaller model of the same family and configuration")
     if len(sd) == len(own):
         raise WeightsMismatchError(f"{path}: already holds every tensor of {name}; load it as weights (nothing to grow)",
-                           settings=("weights",))
+                                   settings=("weights",))
     model.load_state_dict(sd, strict=False)
     new = [k for k in own if k not in sd]
     model.init_grown(new)
